@@ -1,0 +1,56 @@
+//! The servers this server has heard of, learnt through `Hello` exchanges.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::raft::rpc::Hello;
+use crate::raft::{NodeId, ServerNode};
+use crate::registry::Registry;
+
+pub struct Discovery {
+    registry: Arc<Registry>,
+    known: Mutex<BTreeMap<NodeId, ServerNode>>,
+}
+
+impl Discovery {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        let mut known = BTreeMap::new();
+        known.insert(registry.id(), registry.node().clone());
+        Self {
+            registry,
+            known: Mutex::new(known),
+        }
+    }
+
+    /// Every server heard of so far, this one included.
+    pub fn known(&self) -> BTreeMap<NodeId, ServerNode> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the servers another one told us of.
+    pub fn learn(&self, servers: &BTreeMap<NodeId, ServerNode>) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, node) in servers {
+            known.insert(*id, node.clone());
+        }
+    }
+
+    /// This server's own `Hello`.
+    pub async fn introduce(&self) -> Hello {
+        let initialized = self.registry.raft().is_initialized().await.unwrap_or(false);
+        Hello {
+            id: self.registry.id(),
+            node: self.registry.node().clone(),
+            known: self.known(),
+            initialized,
+            leader: self.registry.leader().map(|(id, _)| id),
+        }
+    }
+
+    /// Answers another server's `Hello` with ours, after learning what it knows.
+    pub async fn greet(&self, hello: Hello) -> Hello {
+        self.learn(&hello.known);
+        self.learn(&BTreeMap::from([(hello.id, hello.node)]));
+        self.introduce().await
+    }
+}

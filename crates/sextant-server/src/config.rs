@@ -1,0 +1,98 @@
+//! The configuration of one server, with its defaults and validation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a server needs to start.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The server's name in the cluster (Consul's node name).
+    pub name: String,
+    /// Where the Raft log, the vote, snapshots and the server's identity live.
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub dns_addr: SocketAddr,
+    /// Form a cluster once this many servers know of each other (0: never form, only join).
+    pub bootstrap_expect: usize,
+    /// Raft addresses of other servers to contact.
+    pub join: Vec<String>,
+    /// The shortest time without a leader's heartbeat before a follower stands
+    /// for election; the longest is twice that.
+    pub election_timeout: Duration,
+    /// Take a snapshot (and purge the log) after this many entries since the last one.
+    pub snapshot_threshold: u64,
+    /// Leave the Raft membership on SIGTERM/SIGINT instead of just stopping.
+    pub leave_on_terminate: bool,
+    /// Largest value accepted for one key (Consul: 512 KiB).
+    pub max_value_bytes: usize,
+}
+
+impl ServerConfig {
+    /// The defaults of a server at `data_dir` named `name`.
+    pub fn new(name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            data_dir: data_dir.into(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8500)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 2379)),
+            raft_addr: SocketAddr::from(([127, 0, 0, 1], 8300)),
+            dns_addr: SocketAddr::from(([127, 0, 0, 1], 8600)),
+            bootstrap_expect: 0,
+            join: Vec::new(),
+            election_timeout: Duration::from_millis(1000),
+            snapshot_threshold: 10_000,
+            leave_on_terminate: false,
+            max_value_bytes: 512 * 1024,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "name",
+                reason: "must not be empty".into(),
+            });
+        }
+        if self.election_timeout < Duration::from_millis(50) {
+            return Err(ConfigError::Invalid {
+                field: "election_timeout",
+                reason: format!("{:?} is below the 50ms minimum", self.election_timeout),
+            });
+        }
+        if self.snapshot_threshold == 0 {
+            return Err(ConfigError::Invalid {
+                field: "snapshot_threshold",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// openraft's configuration derived from ours.
+    pub fn raft_config(&self) -> openraft::Config {
+        let election_ms = self.election_timeout.as_millis() as u64;
+        openraft::Config {
+            cluster_name: "sextant".into(),
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
+            heartbeat_interval: (election_ms / 10).max(10),
+            install_snapshot_timeout: (election_ms * 4).max(2000),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),
+            // Keep as many entries after a snapshot as trigger one, so a briefly
+            // lagging follower catches up from the log, not a whole snapshot.
+            max_in_snapshot_log_to_keep: self.snapshot_threshold,
+            purge_batch_size: 64,
+            snapshot_max_chunk_size: 4 * 1024 * 1024,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}

@@ -1,0 +1,17 @@
+//! One Sextant server: the durable Raft log, the Raft wiring, the registry
+//! facade and the network frontends.
+//!
+//! Frontends (`http`) reach the replicated state only through [`registry::Registry`];
+//! the state machine itself (`sextant-state`) does no I/O.
+
+pub mod cluster;
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod raft;
+pub mod registry;
+pub mod server;
+pub mod storage;
+
+pub use config::ServerConfig;
+pub use server::{start, RunningServer, StartError};

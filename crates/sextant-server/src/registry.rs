@@ -1,0 +1,457 @@
+//! The registry facade: the one door through which every frontend (Consul HTTP,
+//! and later etcd gRPC, DNS) writes and reads.
+//!
+//! Writes are proposed through Raft on the leader; a follower forwards them.
+//! Reads name their consistency and are served from the local applied state
+//! once it is known to be recent enough. Frontends never touch Raft directly.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use sextant_state::{Command, Op};
+
+use crate::raft::network::{CallError, Method, PeerClients};
+use crate::raft::rpc::{
+    ForwardRequest, ForwardResponse, JoinRequest, LeaveRequest, MembershipResponse,
+    ReadIndexRequest, ReadIndexResponse, RemoteError, WriteOutcome,
+};
+use crate::raft::state_machine::SharedState;
+use crate::raft::{NodeId, Raft, RaftMetrics, ServerNode};
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Whatever this server has applied; works without a leader.
+    Stale,
+    /// As recent as the leader's applied state (Consul's default mode).
+    Default,
+    /// Linearizable: the leader confirms its leadership with a quorum first.
+    Consistent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("No cluster leader")]
+    NoLeader,
+    #[error("timed out waiting for {what}")]
+    Timeout { what: &'static str },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("the outcome of the write is unknown: {reason}")]
+    Indeterminate { reason: String },
+    #[error("membership change failed: {0}")]
+    Membership(String),
+}
+
+/// What a read tells its client besides the data (Consul's X-Consul-* headers).
+#[derive(Clone, Copy, Debug)]
+pub struct QueryMeta {
+    pub known_leader: bool,
+    /// Milliseconds since this server last heard from the leader (0 on the leader).
+    pub last_contact_ms: u64,
+}
+
+/// Timing knobs of the facade.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// How long a write or a read barrier keeps trying through elections.
+    pub request_timeout: Duration,
+    /// How long one forwarded call to the leader may take.
+    pub forward_timeout: Duration,
+}
+
+pub struct Registry {
+    id: NodeId,
+    node: ServerNode,
+    raft: Raft,
+    state: Arc<SharedState>,
+    peers: PeerClients,
+    config: RegistryConfig,
+    started: Instant,
+    /// When (ms since `started`) the leader last sent us entries or a heartbeat.
+    last_leader_contact_ms: AtomicU64,
+}
+
+/// The pause between attempts while a leader is being elected.
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
+
+impl Registry {
+    pub fn new(
+        id: NodeId,
+        node: ServerNode,
+        raft: Raft,
+        state: Arc<SharedState>,
+        peers: PeerClients,
+        config: RegistryConfig,
+    ) -> Self {
+        Self {
+            id,
+            node,
+            raft,
+            state,
+            peers,
+            config,
+            started: Instant::now(),
+            last_leader_contact_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn node(&self) -> &ServerNode {
+        &self.node
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    pub fn metrics(&self) -> RaftMetrics {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Called whenever the leader's AppendEntries reaches this server.
+    pub fn note_leader_contact(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_leader_contact_ms.store(now, Ordering::Relaxed);
+    }
+
+    pub fn query_meta(&self) -> QueryMeta {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let last_contact_ms = if metrics.state == ServerState::Leader {
+            0
+        } else {
+            let now = self.started.elapsed().as_millis() as u64;
+            now.saturating_sub(self.last_leader_contact_ms.load(Ordering::Relaxed))
+        };
+        QueryMeta {
+            known_leader: metrics.current_leader.is_some(),
+            last_contact_ms,
+        }
+    }
+
+    /// The current leader and how to reach it, as this server believes.
+    pub fn leader(&self) -> Option<(NodeId, ServerNode)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let id = metrics.current_leader?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)?
+            .clone();
+        Some((id, node))
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Proposes `op` and waits until it is committed by a majority and applied.
+    pub async fn write(&self, op: Op) -> Result<WriteOutcome, RegistryError> {
+        let command = Command::new(now_ms(), op);
+        let deadline = Instant::now() + self.config.request_timeout;
+        loop {
+            let leader = match self.write_local(command.clone()).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(RemoteError::ShuttingDown) => return Err(RegistryError::ShuttingDown),
+                Err(RemoteError::Membership(e)) => return Err(RegistryError::Membership(e)),
+                Err(RemoteError::NotLeader { leader }) => leader,
+            };
+            if let Some((_, node)) = leader {
+                let request = ForwardRequest {
+                    command: command.clone(),
+                };
+                let answer: Result<ForwardResponse, CallError> = self
+                    .peers
+                    .call(
+                        &node.raft_addr,
+                        Method::Forward,
+                        &request,
+                        self.config.forward_timeout,
+                    )
+                    .await;
+                match answer {
+                    Ok(Ok(outcome)) => return Ok(outcome),
+                    Ok(Err(RemoteError::NotLeader { .. })) => {}
+                    Ok(Err(RemoteError::ShuttingDown)) => {}
+                    Ok(Err(RemoteError::Membership(e))) => {
+                        return Err(RegistryError::Membership(e))
+                    }
+                    Err(e) if never_sent(&e) => {}
+                    Err(e) => {
+                        return Err(RegistryError::Indeterminate {
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(RegistryError::NoLeader);
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Proposes on this server if it leads; the leader side of a forwarded write.
+    pub async fn write_local(&self, command: Command) -> ForwardResponse {
+        match self.raft.client_write(command).await {
+            Ok(response) => Ok(WriteOutcome {
+                index: response.log_id.index,
+                response: response.data,
+            }),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(not_leader(forward))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(RemoteError::Membership(e.to_string()))
+            }
+            Err(RaftError::Fatal(_)) => Err(RemoteError::ShuttingDown),
+        }
+    }
+
+    /// The leader side of a follower's read: the index it must apply before reading.
+    pub async fn read_index_local(&self, request: ReadIndexRequest) -> ReadIndexResponse {
+        match request {
+            ReadIndexRequest::Leader => {
+                let metrics = self.raft.metrics().borrow().clone();
+                if metrics.state != ServerState::Leader {
+                    return Err(RemoteError::NotLeader {
+                        leader: self.leader(),
+                    });
+                }
+                Ok(self.state.revision())
+            }
+            ReadIndexRequest::Quorum => match self.raft.get_read_log_id().await {
+                Ok((read_log_id, applied)) => {
+                    let read = read_log_id.map(|l| l.index).unwrap_or(0);
+                    let applied = applied.map(|l| l.index).unwrap_or(0);
+                    Ok(read.max(applied))
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                    Err(not_leader(forward))
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                    Err(RemoteError::NotLeader { leader: None })
+                }
+                Err(RaftError::Fatal(_)) => Err(RemoteError::ShuttingDown),
+            },
+        }
+    }
+
+    /// Waits until this server's applied state satisfies `consistency`.
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), RegistryError> {
+        let request = match consistency {
+            Consistency::Stale => return Ok(()),
+            Consistency::Default if self.is_leader() => return Ok(()),
+            Consistency::Default => ReadIndexRequest::Leader,
+            Consistency::Consistent => ReadIndexRequest::Quorum,
+        };
+        let deadline = Instant::now() + self.config.request_timeout;
+        loop {
+            let answer = if self.is_leader() {
+                Ok(self.read_index_local(request).await)
+            } else {
+                match self.leader() {
+                    Some((_, node)) => self
+                        .peers
+                        .call(
+                            &node.raft_addr,
+                            Method::ReadIndex,
+                            &request,
+                            self.config.forward_timeout,
+                        )
+                        .await
+                        .map_err(|_| ()),
+                    None => Err(()),
+                }
+            };
+            match answer {
+                Ok(Ok(index)) => return self.wait_applied(index, deadline).await,
+                Ok(Err(RemoteError::ShuttingDown)) if self.is_leader() => {
+                    return Err(RegistryError::ShuttingDown)
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(RegistryError::NoLeader);
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), RegistryError> {
+        let mut revisions = self.state.subscribe();
+        let wait = async move {
+            revisions
+                .wait_for(|revision| *revision >= index)
+                .await
+                .is_ok()
+        };
+        match tokio::time::timeout_at(deadline.into(), wait).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RegistryError::ShuttingDown),
+            Err(_) => Err(RegistryError::Timeout {
+                what: "the read index to be applied",
+            }),
+        }
+    }
+
+    /// Waits until the applied revision passes `index` or `deadline` comes.
+    /// Blocking queries call this, then re-evaluate their result.
+    pub async fn wait_past(&self, index: u64, deadline: Instant) {
+        let mut revisions = self.state.subscribe();
+        let wait = async move {
+            let _ = revisions.wait_for(|revision| *revision > index).await;
+        };
+        let _ = tokio::time::timeout_at(deadline.into(), wait).await;
+    }
+
+    /// Adds a server: as a learner until it has caught up, then as a voter.
+    pub async fn add_server(&self, request: JoinRequest) -> Result<(), RegistryError> {
+        self.membership_call(Method::Join, &request, || {
+            self.add_server_local(request.clone())
+        })
+        .await
+    }
+
+    /// Removes a server from the membership.
+    pub async fn remove_server(&self, id: NodeId) -> Result<(), RegistryError> {
+        let request = LeaveRequest { id };
+        self.membership_call(Method::Leave, &request, || self.remove_server_local(id))
+            .await
+    }
+
+    async fn membership_call<Req, F, Fut>(
+        &self,
+        method: Method,
+        request: &Req,
+        local: F,
+    ) -> Result<(), RegistryError>
+    where
+        Req: serde::Serialize,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = MembershipResponse>,
+    {
+        let deadline = Instant::now() + self.config.request_timeout;
+        loop {
+            let answer = if self.is_leader() {
+                Ok(local().await)
+            } else {
+                match self.leader() {
+                    Some((_, node)) => self
+                        .peers
+                        .call(
+                            &node.raft_addr,
+                            method,
+                            request,
+                            self.config.request_timeout,
+                        )
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err("no leader".to_string()),
+                }
+            };
+            match answer {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(RemoteError::Membership(e))) => return Err(RegistryError::Membership(e)),
+                _ if Instant::now() >= deadline => return Err(RegistryError::NoLeader),
+                _ => tokio::time::sleep(RETRY_PAUSE).await,
+            }
+        }
+    }
+
+    /// The leader side of a join.
+    pub async fn add_server_local(&self, request: JoinRequest) -> MembershipResponse {
+        let membership = self.metrics().membership_config.clone();
+        let is_voter = membership
+            .membership()
+            .voter_ids()
+            .any(|id| id == request.id);
+        if is_voter {
+            return Ok(());
+        }
+        tracing::info!(server = %request.node, id = request.id, "adding server as a learner");
+        self.raft
+            .add_learner(request.id, request.node.clone(), true)
+            .await
+            .map_err(membership_error)?;
+        tracing::info!(server = %request.node, id = request.id, "promoting server to voter");
+        self.raft
+            .change_membership(
+                ChangeMembers::AddVoterIds(BTreeSet::from([request.id])),
+                false,
+            )
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// The leader side of a removal.
+    pub async fn remove_server_local(&self, id: NodeId) -> MembershipResponse {
+        let membership = self.metrics().membership_config.clone();
+        let membership = membership.membership();
+        let is_voter = membership.voter_ids().any(|v| v == id);
+        let is_node = membership.get_node(&id).is_some();
+        if !is_node {
+            return Ok(());
+        }
+        tracing::info!(id, "removing server");
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+}
+
+fn not_leader(forward: ForwardToLeader<NodeId, ServerNode>) -> RemoteError {
+    let leader = forward.leader_id.zip(forward.leader_node);
+    RemoteError::NotLeader { leader }
+}
+
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ServerNode>>) -> RemoteError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => not_leader(forward),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            RemoteError::Membership(e.to_string())
+        }
+        RaftError::Fatal(_) => RemoteError::ShuttingDown,
+    }
+}
+
+/// Whether a failed forward certainly never reached the leader, so retrying
+/// cannot apply the write twice: only a refused connection proves that.
+fn never_sent(error: &CallError) -> bool {
+    match error {
+        CallError::Unreachable { reason, .. } => {
+            let reason = reason.to_ascii_lowercase();
+            reason.contains("connection refused") || reason.contains("connect error")
+        }
+        _ => false,
+    }
+}
+
+/// Wall-clock milliseconds, stamped into commands by the proposer.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

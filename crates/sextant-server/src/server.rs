@@ -1,0 +1,239 @@
+//! Wiring one server together, in dependency order: identity → listeners →
+//! log store → state machine → network → Raft → registry → internal gRPC API →
+//! HTTP API → cluster formation. Shutdown runs the other way round.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sextant_proto::internal::internal_server::InternalServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cluster::bootstrap::Bootstrap;
+use crate::cluster::discovery::Discovery;
+use crate::config::{ConfigError, ServerConfig};
+use crate::identity::{self, Advertised};
+use crate::raft::network::{Network, MAX_MESSAGE_BYTES};
+use crate::raft::service::InternalService;
+use crate::raft::snapshot_file::{SnapshotFile, SnapshotFileError};
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::{Raft, ServerNode};
+use crate::registry::{Registry, RegistryConfig};
+use crate::storage::{LogStore, LogStoreConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the Raft log: {0}")]
+    Log(String),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotFileError),
+    #[error("cannot start Raft: {0}")]
+    Raft(String),
+}
+
+/// A started server. Dropping it does not stop it: call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub advertised: Advertised,
+    pub registry: Arc<Registry>,
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+/// Starts a server and returns once every listener is bound and the addresses are written.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    config.validate()?;
+    let data_dir = config.data_dir.clone();
+    let data_dir_err = |source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
+    fs::create_dir_all(&data_dir).map_err(data_dir_err)?;
+    let node_id = identity::node_id(&data_dir).map_err(data_dir_err)?;
+    let previous = identity::previous(&data_dir);
+
+    let raft_listener = bind(
+        "raft",
+        identity::sticky(config.raft_addr, previous.as_ref().map(|p| p.raft)),
+    )
+    .await?;
+    let http_listener = bind(
+        "http",
+        identity::sticky(config.http_addr, previous.as_ref().map(|p| p.http)),
+    )
+    .await?;
+    let local = |l: &TcpListener, what| {
+        l.local_addr().map_err(|source| StartError::Bind {
+            what,
+            addr: config.raft_addr,
+            source,
+        })
+    };
+    let advertised = Advertised {
+        name: config.name.clone(),
+        node_id,
+        http: local(&http_listener, "http")?,
+        grpc: config.grpc_addr,
+        raft: local(&raft_listener, "raft")?,
+        dns: config.dns_addr,
+    };
+    let node = ServerNode {
+        name: config.name.clone(),
+        raft_addr: advertised.raft.to_string(),
+        http_addr: advertised.http.to_string(),
+        grpc_addr: advertised.grpc.to_string(),
+    };
+
+    let log_store = LogStore::open(data_dir.join("raft-log"), LogStoreConfig::default())
+        .map_err(|e| StartError::Log(e.to_string()))?;
+    let state_machine = StateMachineStore::open(SnapshotFile::new(data_dir.join("snapshots")))?;
+    let shared = state_machine.shared();
+    let network = Network::default();
+    let peers = network.clients.clone();
+    let raft_config = config
+        .raft_config()
+        .validate()
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft = Raft::new(
+        node_id,
+        Arc::new(raft_config),
+        network,
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let registry = Arc::new(Registry::new(
+        node_id,
+        node,
+        raft,
+        shared,
+        peers.clone(),
+        RegistryConfig {
+            request_timeout: (config.election_timeout * 10).max(Duration::from_secs(5)),
+            forward_timeout: (config.election_timeout * 5).max(Duration::from_secs(2)),
+        },
+    ));
+    let discovery = Arc::new(Discovery::new(registry.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let internal = InternalServer::new(InternalService::new(registry.clone(), discovery.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut stop = stop_rx.clone();
+    tasks.push((
+        "internal-grpc",
+        tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(internal)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(raft_listener),
+                    async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    },
+                )
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "internal gRPC server failed");
+            }
+        }),
+    ));
+
+    let router = crate::http::router(crate::http::HttpState {
+        registry: registry.clone(),
+        discovery: discovery.clone(),
+        peers: peers.clone(),
+        max_value_bytes: config.max_value_bytes,
+    });
+    let mut stop = stop_rx.clone();
+    tasks.push((
+        "http",
+        tokio::spawn(async move {
+            let served = axum::serve(http_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }),
+    ));
+
+    let bootstrap = Bootstrap {
+        registry: registry.clone(),
+        discovery,
+        peers,
+        join: config.join.clone(),
+        bootstrap_expect: config.bootstrap_expect,
+    };
+    let mut stop = stop_rx;
+    tasks.push((
+        "bootstrap",
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = bootstrap.run() => {}
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+        }),
+    ));
+
+    identity::write_advertised(&data_dir, &advertised).map_err(data_dir_err)?;
+    Ok(RunningServer {
+        advertised,
+        registry,
+        stop_tx,
+        tasks,
+    })
+}
+
+async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+impl RunningServer {
+    /// Stops the server: optionally leaves the membership, then stops accepting
+    /// requests, lets in-flight ones finish, and shuts Raft down (which flushes
+    /// and closes the log).
+    pub async fn shutdown(self, leave: bool) {
+        if leave {
+            let id = self.registry.id();
+            match self.registry.remove_server(id).await {
+                Ok(()) => tracing::info!("left the cluster"),
+                Err(e) => tracing::warn!(error = %e, "could not leave the cluster"),
+            }
+        }
+        self.stop_tx.send_replace(true);
+        for (name, task) in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(task = name, "did not stop within 5s");
+            }
+        }
+        if let Err(e) = self.registry.raft().shutdown().await {
+            tracing::warn!(error = %e, "Raft did not shut down cleanly");
+        }
+        tracing::info!("stopped");
+    }
+}

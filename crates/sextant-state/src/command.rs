@@ -1,0 +1,119 @@
+//! The commands that go through Raft and the responses their application yields.
+//!
+//! A command carries everything its application needs, including the time at
+//! which the leader proposed it: applying a command never reads a clock, so
+//! every replica that applies the same log reaches the same state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Check, CheckStatus, Node, Service};
+use crate::lease::LeaseId;
+use crate::session::{Session, SessionId};
+
+/// One replicated change, stamped with the proposer's wall-clock time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// Milliseconds since the Unix epoch on the proposing server.
+    pub now_ms: u64,
+    pub op: Op,
+}
+
+impl Command {
+    pub fn new(now_ms: u64, op: Op) -> Self {
+        Self { now_ms, op }
+    }
+}
+
+/// What a Consul KV write may require of the key's current state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KvCondition {
+    /// Write unconditionally.
+    #[default]
+    None,
+    /// Consul's `?cas=N`: 0 means "only if the key does not exist", otherwise
+    /// "only if the key's ModifyIndex is N".
+    ModifyIndex(u64),
+}
+
+/// What a Consul KV write does to the key's lock.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub enum LockAction {
+    #[default]
+    None,
+    /// `?acquire=SESSION`: take the lock if it is free or already held by SESSION.
+    Acquire(SessionId),
+    /// `?release=SESSION`: give the lock up if SESSION holds it.
+    Release(SessionId),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Write one key.
+    KvPut {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        /// Consul's opaque 64-bit flags.
+        flags: u64,
+        /// Attach the key to this lease (etcd); `None` detaches it.
+        lease: Option<LeaseId>,
+        condition: KvCondition,
+        lock: LockAction,
+    },
+    /// Delete one key, or every key starting with `key` when `prefix` is set.
+    KvDelete {
+        key: Vec<u8>,
+        prefix: bool,
+        condition: KvCondition,
+    },
+    /// Forget every superseded version of a key older than `revision`.
+    KvCompact { revision: u64 },
+
+    /// Create or replace a node.
+    RegisterNode { node: Node },
+    /// Remove a node with its services and checks; its sessions are invalidated.
+    DeregisterNode { node: String },
+    /// Create or replace a service instance on a node, with checks that belong to it.
+    /// With `replace_checks`, the service's existing checks not listed are removed.
+    RegisterService {
+        node: String,
+        service: Service,
+        checks: Vec<Check>,
+        replace_checks: bool,
+    },
+    /// Remove a service instance and its checks. Absent is not an error.
+    DeregisterService { node: String, service_id: String },
+    /// Create or replace a check (node-level when `check.service_id` is `None`).
+    RegisterCheck { check: Check },
+    /// Remove a check. Absent is not an error.
+    DeregisterCheck { node: String, check_id: String },
+    /// Record a check's new status and output.
+    UpdateCheck {
+        node: String,
+        check_id: String,
+        status: CheckStatus,
+        output: String,
+    },
+
+    /// Create a session (its id is chosen by the proposer).
+    CreateSession { session: Session },
+    /// Destroy a session, releasing or deleting what it holds per its behavior.
+    DestroySession { id: SessionId },
+
+    /// Grant a lease with an id chosen by the proposer.
+    LeaseGrant { id: LeaseId, ttl_secs: i64 },
+    /// Revoke a lease and delete every key attached to it.
+    LeaseRevoke { id: LeaseId },
+}
+
+/// The outcome of applying one command.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// The command changed what it was asked to change (or was a no-op by design).
+    Done,
+    /// A conditional command: `true` if its condition held and it was applied.
+    Applied(bool),
+    /// How many keys a delete removed.
+    Deleted(u64),
+    /// The command was rejected; nothing changed.
+    Rejected(crate::ApplyError),
+}

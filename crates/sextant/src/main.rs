@@ -1,0 +1,73 @@
+//! The `sextant` binary: runs a server (`sextant agent`) and talks to one
+//! (`sextant kv`, `sextant members`, `sextant operator raft`).
+
+mod agent;
+mod client;
+mod config_file;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sextant",
+    version,
+    about = "A highly available service registry"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Sextant server.
+    Agent(Box<agent::AgentArgs>),
+    /// Read and write the key/value store.
+    Kv {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::KvCommand,
+    },
+    /// List the servers of the cluster and whether they are alive.
+    Members {
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Cluster operations.
+    Operator {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: client::OperatorCommand,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Agent(args) => agent::run(*args).await,
+            Command::Kv { target, command } => client::kv(&target, command).await,
+            Command::Members { target } => client::members(&target).await,
+            Command::Operator { target, command } => client::operator(&target, command).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error! {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

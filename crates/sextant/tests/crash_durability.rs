@@ -1,0 +1,169 @@
+//! Every acknowledged write survives SIGKILL of every server in the middle of
+//! a concurrent write load, and nothing appears that was never written.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use testkit::{compare_kv, test_rng, Cluster, ClusterOpts, Consistency, HttpClient};
+use tokio::task::JoinSet;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+
+const WRITERS: usize = 8;
+/// Acknowledged writes to reach before the crash.
+const ACKED_BEFORE_CRASH: usize = 300;
+
+/// What one writer saw: writes acknowledged with `true`, and writes whose
+/// outcome is unknown (an error, a timeout, or `false`), which may or may not
+/// have happened.
+#[derive(Default)]
+struct WriterLog {
+    acked: Vec<(String, Vec<u8>)>,
+    maybe: Vec<(String, Vec<u8>)>,
+}
+
+/// Writes unique keys with random binary values until `stop` is set.
+async fn writer(
+    http: HttpClient,
+    prefix: String,
+    mut rng: StdRng,
+    acked_total: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) -> WriterLog {
+    let mut log = WriterLog::default();
+    let mut seq = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        let key = format!("{prefix}/{seq:06}");
+        let len = rng.random_range(1..=256);
+        let value: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        match http.kv_put(&key, value.clone()).await {
+            Ok(true) => {
+                log.acked.push((key, value));
+                acked_total.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(false) | Err(_) => log.maybe.push((key, value)),
+        }
+        seq += 1;
+    }
+    log
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_writes_survive_sigkill_of_every_server() {
+    let mut rng = test_rng("acknowledged_writes_survive_sigkill_of_every_server");
+    let mut cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
+    let prefix = format!("crash/{:08x}", rng.random::<u32>());
+
+    let acked_total = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = JoinSet::new();
+    for w in 0..WRITERS {
+        let server = cluster.server(w % cluster.len());
+        writers.spawn(writer(
+            server.http().clone(),
+            format!("{prefix}/w{w}"),
+            StdRng::seed_from_u64(rng.random()),
+            acked_total.clone(),
+            stop.clone(),
+        ));
+    }
+
+    let what = format!("the load to get {ACKED_BEFORE_CRASH} writes acknowledged");
+    cluster
+        .wait_for(&what, Duration::from_secs(60), || async {
+            let acked = acked_total.load(Ordering::SeqCst);
+            if acked >= ACKED_BEFORE_CRASH {
+                Ok(())
+            } else {
+                Err(format!("{acked} acknowledged"))
+            }
+        })
+        .await;
+    // Writers start no new request from now on, but the ones in flight are
+    // cut by the SIGKILLs that follow within microseconds.
+    stop.store(true, Ordering::SeqCst);
+    cluster.kill_all().await;
+
+    let mut acked = BTreeMap::new();
+    let mut maybe = BTreeMap::new();
+    while let Some(log) = writers.join_next().await {
+        let log = log.expect("writer task panicked");
+        acked.extend(log.acked);
+        maybe.extend(log.maybe);
+    }
+
+    cluster.restart(&[0, 1, 2]).await;
+    let leader = cluster.wait_converged().await;
+    let stored = cluster
+        .server(leader)
+        .http()
+        .kv_map(&prefix, Consistency::Consistent)
+        .await
+        .expect("reading back after the restart");
+
+    let mut failures = Vec::new();
+    for (key, value) in &acked {
+        match stored.get(key) {
+            None => failures.push(format!("acknowledged {key} is missing")),
+            Some(v) if v != value => failures.push(format!("acknowledged {key} has another value")),
+            Some(_) => {}
+        }
+    }
+    let mut maybe_present = 0;
+    for (key, value) in &stored {
+        if acked.contains_key(key) {
+            continue;
+        }
+        match maybe.get(key) {
+            Some(sent) if sent == value => maybe_present += 1,
+            Some(_) => failures.push(format!("unacknowledged {key} has a value never sent")),
+            None => failures.push(format!("{key} was never written")),
+        }
+    }
+    println!(
+        "crash: {} acknowledged, {} unknown outcome ({} present after restart, {} absent), {} keys stored",
+        acked.len(),
+        maybe.len(),
+        maybe_present,
+        maybe.len() - maybe_present,
+        stored.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} durability violations, first ones: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+
+    // Every replica converges on the same data.
+    for server in cluster.servers() {
+        let what = format!(
+            "{} to hold the same {} keys (stale read)",
+            server.name(),
+            stored.len()
+        );
+        cluster
+            .wait_for(&what, Duration::from_secs(30), || async {
+                let copy = server
+                    .http()
+                    .kv_map(&prefix, Consistency::Stale)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                compare_kv(&stored, &copy)
+            })
+            .await;
+    }
+
+    // And the cluster still takes writes.
+    let accepted = cluster
+        .server(leader)
+        .http()
+        .kv_put(&format!("{prefix}/after-restart"), "ok")
+        .await
+        .expect("PUT after the restart");
+    assert!(accepted, "PUT after the restart returned false");
+}
