@@ -19,8 +19,10 @@ pub struct ServerConfig {
     pub bootstrap_expect: usize,
     /// Raft addresses of other servers to contact.
     pub join: Vec<String>,
-    /// The shortest time without a leader's heartbeat before a follower stands
-    /// for election; the longest is twice that.
+    /// The longest time without a leader's heartbeat before a follower stands
+    /// for election (each waits a random time between half of it and all of it).
+    /// It is also the leader's lease: a follower that heard from the leader less
+    /// than this long ago refuses to vote for anyone else.
     pub election_timeout: Duration,
     /// Take a snapshot (and purge the log) after this many entries since the last one.
     pub snapshot_threshold: u64,
@@ -76,8 +78,12 @@ impl ServerConfig {
         let election_ms = self.election_timeout.as_millis() as u64;
         openraft::Config {
             cluster_name: "sextant".into(),
-            election_timeout_min: election_ms,
-            election_timeout_max: election_ms * 2,
+            // openraft's followers keep the leader's lease for the whole
+            // maximum, so the first candidate usually needs a second round:
+            // failover takes one to two maximums. Half of it as the minimum
+            // keeps failover near one election timeout.
+            election_timeout_min: (election_ms / 2).max(1),
+            election_timeout_max: election_ms,
             heartbeat_interval: (election_ms / 10).max(10),
             install_snapshot_timeout: (election_ms * 4).max(2000),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),

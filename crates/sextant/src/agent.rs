@@ -43,7 +43,7 @@ pub struct AgentArgs {
     /// DNS interface [default: 127.0.0.1:8600]
     #[arg(long)]
     dns_addr: Option<SocketAddr>,
-    /// Shortest time without a leader before an election, e.g. 1s, 500ms [default: 1s]
+    /// Longest time without a leader before an election, e.g. 1s, 500ms [default: 1s]
     #[arg(long)]
     election_timeout: Option<String>,
     /// Log entries between snapshots [default: 10000]

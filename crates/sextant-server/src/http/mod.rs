@@ -34,6 +34,9 @@ pub struct HttpState {
 }
 
 pub fn router(state: HttpState) -> Router {
+    // Bodies are buffered in memory: refuse anything larger than the largest
+    // value before reading it (413), instead of after.
+    let body_limit = axum::extract::DefaultBodyLimit::max(state.max_value_bytes);
     Router::new()
         .route(
             "/v1/kv/",
@@ -53,6 +56,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/agent/self", get(agent::agent_self))
         .route("/v1/agent/members", get(agent::members))
         .route("/v1/sextant/raft", get(raft_state::raft_state))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(body_limit)
+        // A bug in one handler answers 500 to that request instead of
+        // dropping the connection; the server itself keeps running.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)
 }
