@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Runs Sextant's whole test suite on a fresh Debian machine: installs what the
-# tests need, checks formatting and lints, then runs every test.
+# Runs Sextant's whole test suite on a fresh Debian machine: installs the real
+# clients the compatibility tests drive, checks formatting and lints, then runs
+# every unit, property, cluster and compatibility test.
 #
-#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh              # everything
 #   SKIP_LINT=1 bash scripts/test.sh  # tests only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
-# Tools the tests drive. Nothing is needed beyond the Rust toolchain yet; real
-# client packages (etcdctl, py-consul, dig) are added here as the suite uses them.
-need_apt=()
-command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1 || need_nextest=1
-if [ "${#need_apt[@]}" -gt 0 ]; then
-  log "installing ${need_apt[*]}"
+# Debian packages: etcdctl (etcd-client) and dig (bind9-dnsutils).
+apt_packages=(etcd-client bind9-dnsutils)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if [ "${need_nextest:-0}" = 1 ]; then
+
+# PyPI: the Python Consul client the Consul-compatibility tests drive.
+if ! python3 -c 'import consul, requests' 2>/dev/null; then
+  log "installing py-consul"
+  python3 -m pip install -q --root-user-action=ignore py-consul==1.8.0 requests
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi

@@ -12,6 +12,7 @@ pub mod raft;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod watch_hub;
 
 pub use config::ServerConfig;
 pub use server::{start, RunningServer, StartError};

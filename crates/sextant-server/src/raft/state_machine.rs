@@ -5,6 +5,7 @@
 //! The state lives in memory behind a lock that is never held across `.await`;
 //! snapshots are written to disk through [`SnapshotFile`].
 
+use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -14,6 +15,7 @@ use sextant_state::{Response, StateMachine};
 use tokio::sync::watch;
 
 use super::snapshot_file::{SnapshotFile, StoredSnapshot};
+use crate::watch_hub::WatchHub;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// The applied state of one server.
@@ -31,6 +33,8 @@ pub struct SharedState {
     applied: RwLock<Applied>,
     /// The last applied log index, so readers can wait for it to move.
     revision_tx: watch::Sender<u64>,
+    /// What each applied batch changed, for watchers of keys and services.
+    hub: WatchHub,
 }
 
 impl SharedState {
@@ -40,6 +44,7 @@ impl SharedState {
         Arc::new(Self {
             applied: RwLock::new(applied),
             revision_tx,
+            hub: WatchHub::default(),
         })
     }
 
@@ -61,6 +66,10 @@ impl SharedState {
     /// A receiver that changes whenever entries are applied.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.revision_tx.subscribe()
+    }
+
+    pub fn hub(&self) -> &WatchHub {
+        &self.hub
     }
 
     fn publish(&self, revision: u64) {
@@ -172,13 +181,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: Send,
     {
         let mut responses = Vec::new();
+        let mut kv_events = Vec::new();
+        let mut services = BTreeSet::new();
         let revision = {
             let mut applied = self.shared.write();
             for entry in entries {
                 let index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
-                    EntryPayload::Normal(command) => applied.machine.apply(index, &command),
+                    EntryPayload::Normal(command) => {
+                        let outcome = applied.machine.apply_with_events(index, &command);
+                        kv_events.extend(outcome.kv_events);
+                        services.extend(outcome.service_names);
+                        outcome.response
+                    }
                     EntryPayload::Blank => {
                         applied.machine.advance(index);
                         Response::Done
@@ -193,6 +209,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             applied.machine.revision()
         };
+        self.shared.hub.publish(revision, kv_events, &services);
         self.shared.publish(revision);
         Ok(responses)
     }
@@ -228,6 +245,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(|e| io_error(openraft::ErrorVerb::Write, e))?;
         let revision = restored.machine.revision();
         *self.shared.write() = restored;
+        self.shared.hub.reset(revision);
         self.shared.publish(revision);
         tracing::info!(snapshot = %meta.snapshot_id, "snapshot installed");
         Ok(())
