@@ -6,3 +6,17 @@
 pub mod internal {
     tonic::include_proto!("sextant.internal.v1");
 }
+
+/// The etcd v3 API subset Sextant serves on its gRPC port (KV, Watch, Lease,
+/// Cluster, Maintenance). The two packages are siblings because the generated
+/// `etcdserverpb` code names `super::mvccpb`.
+pub mod etcd {
+    /// Keys and events (`mvccpb.KeyValue`, `mvccpb.Event`).
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    /// Requests, responses and services (`etcdserverpb.*`).
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+}

@@ -30,6 +30,10 @@ pub struct ServerConfig {
     pub leave_on_terminate: bool,
     /// Largest value accepted for one key (Consul: 512 KiB).
     pub max_value_bytes: usize,
+    /// The etcd v3 API on `grpc_addr`.
+    pub etcd: crate::etcd::EtcdConfig,
+    /// Health checking, check ownership, session TTLs.
+    pub health: crate::health::HealthConfig,
 }
 
 impl ServerConfig {
@@ -48,6 +52,8 @@ impl ServerConfig {
             snapshot_threshold: 10_000,
             leave_on_terminate: false,
             max_value_bytes: 512 * 1024,
+            etcd: crate::etcd::EtcdConfig::default(),
+            health: crate::health::HealthConfig::default(),
         }
     }
 

@@ -5,8 +5,8 @@
 //! keeps it on every later start with the same data directory, because the
 //! other servers know this one by its raft address.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -41,7 +41,7 @@ pub fn node_id(data_dir: &Path) -> io::Result<NodeId> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // Zero is reserved: etcd clients treat member id 0 as "none".
             let id = rand::random::<u64>().max(1);
-            write_atomically(data_dir, NODE_ID_FILE, id.to_string().as_bytes())?;
+            crate::atomic_file::replace(data_dir, NODE_ID_FILE, id.to_string().as_bytes())?;
             Ok(id)
         }
         Err(e) => Err(e),
@@ -65,17 +65,5 @@ pub fn sticky(configured: SocketAddr, previous: Option<SocketAddr>) -> SocketAdd
 
 pub fn write_advertised(data_dir: &Path, advertised: &Advertised) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(advertised).map_err(io::Error::other)?;
-    write_atomically(data_dir, ADDRESSES_FILE, &json)
-}
-
-/// Writes a small file so that a crash leaves the old content or the new, never a part.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    crate::atomic_file::replace(data_dir, ADDRESSES_FILE, &json)
 }

@@ -4,10 +4,14 @@
 //! Frontends (`http`) reach the replicated state only through [`registry::Registry`];
 //! the state machine itself (`sextant-state`) does no I/O.
 
+mod atomic_file;
 pub mod cluster;
 pub mod config;
+pub mod etcd;
+pub mod health;
 pub mod http;
 pub mod identity;
+pub mod lease_keeper;
 pub mod raft;
 pub mod registry;
 pub mod server;

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
+};
 use openraft::{ChangeMembers, ServerState};
 use sextant_state::{Command, Op};
 
@@ -116,6 +118,11 @@ impl Registry {
         &self.state
     }
 
+    /// The clients for calls to other servers (the lease keeper forwards with them).
+    pub fn peers(&self) -> &PeerClients {
+        &self.peers
+    }
+
     pub fn metrics(&self) -> RaftMetrics {
         self.raft.metrics().borrow().clone()
     }
@@ -166,7 +173,9 @@ impl Registry {
             let leader = match self.write_local(command.clone()).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(RemoteError::ShuttingDown) => return Err(RegistryError::ShuttingDown),
-                Err(RemoteError::Membership(e)) => return Err(RegistryError::Membership(e)),
+                Err(RemoteError::Membership(e) | RemoteError::Busy(e)) => {
+                    return Err(RegistryError::Membership(e))
+                }
                 Err(RemoteError::NotLeader { leader }) => leader,
             };
             if let Some((_, node)) = leader {
@@ -186,7 +195,7 @@ impl Registry {
                     Ok(Ok(outcome)) => return Ok(outcome),
                     Ok(Err(RemoteError::NotLeader { .. })) => {}
                     Ok(Err(RemoteError::ShuttingDown)) => {}
-                    Ok(Err(RemoteError::Membership(e))) => {
+                    Ok(Err(RemoteError::Membership(e) | RemoteError::Busy(e))) => {
                         return Err(RegistryError::Membership(e))
                     }
                     Err(e) if never_sent(&e) => {}
@@ -231,13 +240,13 @@ impl Registry {
                         leader: self.leader(),
                     });
                 }
-                Ok(self.state.revision())
+                Ok(self.leader_log_end(&metrics))
             }
             ReadIndexRequest::Quorum => match self.raft.get_read_log_id().await {
                 Ok((read_log_id, applied)) => {
                     let read = read_log_id.map(|l| l.index).unwrap_or(0);
                     let applied = applied.map(|l| l.index).unwrap_or(0);
-                    Ok(read.max(applied))
+                    Ok(read.max(applied).max(self.leader_log_end(&self.metrics())))
                 }
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
                     Err(not_leader(forward))
@@ -250,11 +259,25 @@ impl Registry {
         }
     }
 
+    /// The index a leader's reads must wait for: the end of its log.
+    ///
+    /// openraft's read log id is the larger of the commit index and the
+    /// leader's first entry of its term. A leader that restarts and resumes its
+    /// old term appends no such entry, and its commit index on disk may lag
+    /// what it acknowledged before the crash. Every acknowledged write is in
+    /// the leader's log, so waiting until the whole log is applied is what
+    /// makes the read see it; the cost is waiting for in-flight writes.
+    fn leader_log_end(&self, metrics: &RaftMetrics) -> u64 {
+        metrics
+            .last_log_index
+            .unwrap_or(0)
+            .max(self.state.revision())
+    }
+
     /// Waits until this server's applied state satisfies `consistency`.
     pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), RegistryError> {
         let request = match consistency {
             Consistency::Stale => return Ok(()),
-            Consistency::Default if self.is_leader() => return Ok(()),
             Consistency::Default => ReadIndexRequest::Leader,
             Consistency::Consistent => ReadIndexRequest::Quorum,
         };
@@ -366,6 +389,10 @@ impl Registry {
             match answer {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(RemoteError::Membership(e))) => return Err(RegistryError::Membership(e)),
+                // Another change is still being committed: wait for it, then go.
+                Ok(Err(RemoteError::Busy(e))) if Instant::now() >= deadline => {
+                    return Err(RegistryError::Membership(e))
+                }
                 _ if Instant::now() >= deadline => return Err(RegistryError::NoLeader),
                 _ => tokio::time::sleep(RETRY_PAUSE).await,
             }
@@ -395,6 +422,40 @@ impl Registry {
             )
             .await
             .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// etcd's MemberAdd, on the leader: records a server at an address as a
+    /// learner without waiting for it to catch up (it may not run yet), and
+    /// unless `learner` makes it a voter too.
+    pub async fn add_member(
+        &self,
+        request: JoinRequest,
+        learner: bool,
+    ) -> Result<(), RegistryError> {
+        if !self.is_leader() {
+            return Err(RegistryError::Membership(
+                "member changes through the etcd API must be sent to the leader".into(),
+            ));
+        }
+        let failed = |e: RemoteError| match e {
+            RemoteError::Membership(e) | RemoteError::Busy(e) => RegistryError::Membership(e),
+            RemoteError::ShuttingDown => RegistryError::ShuttingDown,
+            RemoteError::NotLeader { .. } => RegistryError::NoLeader,
+        };
+        self.raft
+            .add_learner(request.id, request.node, false)
+            .await
+            .map_err(|e| failed(membership_error(e)))?;
+        if !learner {
+            self.raft
+                .change_membership(
+                    ChangeMembers::AddVoterIds(BTreeSet::from([request.id])),
+                    false,
+                )
+                .await
+                .map_err(|e| failed(membership_error(e)))?;
+        }
         Ok(())
     }
 
@@ -429,6 +490,9 @@ fn not_leader(forward: ForwardToLeader<NodeId, ServerNode>) -> RemoteError {
 fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ServerNode>>) -> RemoteError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => not_leader(forward),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            e @ ChangeMembershipError::InProgress(_),
+        )) => RemoteError::Busy(e.to_string()),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             RemoteError::Membership(e.to_string())
         }

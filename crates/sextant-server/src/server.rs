@@ -16,6 +16,7 @@ use crate::cluster::bootstrap::Bootstrap;
 use crate::cluster::discovery::Discovery;
 use crate::config::{ConfigError, ServerConfig};
 use crate::identity::{self, Advertised};
+use crate::lease_keeper::LeaseKeeper;
 use crate::raft::network::{Network, MAX_MESSAGE_BYTES};
 use crate::raft::service::InternalService;
 use crate::raft::snapshot_file::{SnapshotFile, SnapshotFileError};
@@ -45,6 +46,8 @@ pub enum StartError {
     Snapshot(#[from] SnapshotFileError),
     #[error("cannot start Raft: {0}")]
     Raft(String),
+    #[error("cannot start health checking: {0}")]
+    Health(String),
 }
 
 /// A started server. Dropping it does not stop it: call [`RunningServer::shutdown`].
@@ -77,6 +80,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         identity::sticky(config.http_addr, previous.as_ref().map(|p| p.http)),
     )
     .await?;
+    let grpc_listener = bind(
+        "grpc",
+        identity::sticky(config.grpc_addr, previous.as_ref().map(|p| p.grpc)),
+    )
+    .await?;
     let local = |l: &TcpListener, what| {
         l.local_addr().map_err(|source| StartError::Bind {
             what,
@@ -88,7 +96,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         name: config.name.clone(),
         node_id,
         http: local(&http_listener, "http")?,
-        grpc: config.grpc_addr,
+        grpc: local(&grpc_listener, "grpc")?,
         raft: local(&raft_listener, "raft")?,
         dns: config.dns_addr,
     };
@@ -134,9 +142,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let internal = InternalServer::new(InternalService::new(registry.clone(), discovery.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let lease_keeper = LeaseKeeper::new(registry.clone(), config.election_timeout);
+    let internal = InternalServer::new(
+        InternalService::new(registry.clone(), discovery.clone())
+            .with_lease_keeper(lease_keeper.clone()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut stop = stop_rx.clone();
     tasks.push((
         "internal-grpc",
@@ -156,11 +168,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }),
     ));
 
+    let (health, health_tasks) = crate::health::start(
+        registry.clone(),
+        discovery.clone(),
+        peers.clone(),
+        config.health.clone(),
+        stop_rx.clone(),
+    )
+    .map_err(StartError::Health)?;
+    tasks.extend(health_tasks);
     let router = crate::http::router(crate::http::HttpState {
         registry: registry.clone(),
         discovery: discovery.clone(),
         peers: peers.clone(),
         max_value_bytes: config.max_value_bytes,
+        health,
+        shared: Default::default(),
     });
     let mut stop = stop_rx.clone();
     tasks.push((
@@ -173,6 +196,39 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
+            }
+        }),
+    ));
+
+    tasks.push((
+        "lease-keeper",
+        tokio::spawn(lease_keeper.clone().run(stop_rx.clone())),
+    ));
+    let etcd = crate::etcd::EtcdContext {
+        registry: registry.clone(),
+        keeper: lease_keeper,
+        config: config.etcd.clone(),
+        lease_ttl_min_secs: crate::etcd::lease_ttl_min_secs(config.election_timeout),
+        stop: stop_rx.clone(),
+    };
+    let grpc_router = crate::etcd::add_services(
+        tonic::transport::Server::builder().add_routes(Default::default()),
+        etcd,
+    );
+    let mut stop = stop_rx.clone();
+    tasks.push((
+        "grpc",
+        tokio::spawn(async move {
+            let served = grpc_router
+                .serve_with_incoming_shutdown(
+                    crate::etcd::authority::incoming(grpc_listener),
+                    async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    },
+                )
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "etcd gRPC server failed");
             }
         }),
     ));
@@ -213,15 +269,17 @@ async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListe
 impl RunningServer {
     /// Stops the server: optionally leaves the membership, then stops accepting
     /// requests, lets in-flight ones finish, and shuts Raft down (which flushes
-    /// and closes the log).
-    pub async fn shutdown(self, leave: bool) {
-        if leave {
-            let id = self.registry.id();
-            match self.registry.remove_server(id).await {
-                Ok(()) => tracing::info!("left the cluster"),
-                Err(e) => tracing::warn!(error = %e, "could not leave the cluster"),
+    /// and closes the log). Stops in any case; the error says the leave failed.
+    pub async fn shutdown(self, leave: bool) -> Result<(), crate::registry::RegistryError> {
+        let left = if leave {
+            let left = self.registry.remove_server(self.registry.id()).await;
+            if left.is_ok() {
+                tracing::info!("left the cluster");
             }
-        }
+            left
+        } else {
+            Ok(())
+        };
         self.stop_tx.send_replace(true);
         for (name, task) in self.tasks {
             if tokio::time::timeout(Duration::from_secs(5), task)
@@ -235,5 +293,6 @@ impl RunningServer {
             tracing::warn!(error = %e, "Raft did not shut down cleanly");
         }
         tracing::info!("stopped");
+        left
     }
 }

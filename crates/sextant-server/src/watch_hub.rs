@@ -28,6 +28,9 @@ pub struct AppliedBatch {
     pub kv_events: Vec<KvEvent>,
     /// The state was replaced by a snapshot: events before `revision` are unknown.
     pub reset: bool,
+    /// Service names whose `Catalog::instances` answer changed in the batch,
+    /// for watchers of the etcd catalog view (`/sextant/services/`).
+    pub service_names: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -48,11 +51,12 @@ impl Default for WatchHub {
 impl WatchHub {
     /// Called by the state machine after each applied batch.
     pub fn publish(&self, revision: u64, kv_events: Vec<KvEvent>, services: &BTreeSet<String>) {
-        if !kv_events.is_empty() && self.kv.receiver_count() > 0 {
+        if (!kv_events.is_empty() || !services.is_empty()) && self.kv.receiver_count() > 0 {
             let _ = self.kv.send(Arc::new(AppliedBatch {
                 revision,
                 kv_events,
                 reset: false,
+                service_names: services.clone(),
             }));
         }
         if services.is_empty() {
@@ -75,6 +79,7 @@ impl WatchHub {
                 revision,
                 kv_events: Vec::new(),
                 reset: true,
+                service_names: BTreeSet::new(),
             }));
         }
         let watches = self.services.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,7 +111,7 @@ mod tests {
     async fn a_service_change_wakes_only_its_watchers() {
         let hub = WatchHub::default();
         let mut web = hub.subscribe_service("web");
-        let mut db = hub.subscribe_service("db");
+        let db = hub.subscribe_service("db");
         hub.publish(7, Vec::new(), &BTreeSet::from(["web".to_string()]));
         assert!(web.has_changed().unwrap_or(false));
         assert_eq!(*web.borrow_and_update(), 7);

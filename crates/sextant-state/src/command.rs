@@ -103,6 +103,10 @@ pub enum Op {
     LeaseGrant { id: LeaseId, ttl_secs: i64 },
     /// Revoke a lease and delete every key attached to it.
     LeaseRevoke { id: LeaseId },
+
+    /// An etcd Txn (etcd's Put and DeleteRange travel as one, too): compares,
+    /// then one branch, atomically at this entry's revision.
+    Txn { txn: crate::txn::Txn },
 }
 
 /// The outcome of applying one command.
@@ -114,6 +118,8 @@ pub enum Response {
     Applied(bool),
     /// How many keys a delete removed.
     Deleted(u64),
+    /// What an etcd Txn did.
+    Txn(crate::txn::TxnResult),
     /// The command was rejected; nothing changed.
     Rejected(crate::ApplyError),
 }

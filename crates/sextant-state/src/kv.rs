@@ -13,12 +13,14 @@
 
 mod event;
 mod invariants;
+mod query;
 mod read;
 #[cfg(test)]
 mod tests;
 mod write;
 
 pub use event::{KvEvent, KvEventKind};
+pub use query::{RangeQuery, RangeResult, SortOrder, SortTarget};
 pub(crate) use write::PutRequest;
 
 use std::collections::BTreeMap;

@@ -14,6 +14,7 @@ pub mod kv;
 pub mod lease;
 pub mod machine;
 pub mod session;
+pub mod txn;
 
 pub use command::{Command, KvCondition, LockAction, Op, Response};
 pub use machine::StateMachine;
@@ -48,4 +49,7 @@ pub enum ApplyError {
     Compacted { revision: u64, compacted: u64 },
     #[error("revision {revision} is in the future (current revision {current})")]
     FutureRevision { revision: u64, current: u64 },
+    /// An etcd put that keeps the value or lease of a key that does not exist.
+    #[error("key {key:?} not found")]
+    KeyNotFound { key: Vec<u8> },
 }

@@ -15,6 +15,9 @@ mod session_ops;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod txn_ops;
+#[cfg(test)]
+mod txn_tests;
 
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT_VERSION};
 
@@ -36,6 +39,10 @@ pub struct StateMachine {
     catalog: Catalog,
     sessions: SessionStore,
     leases: LeaseStore,
+    /// etcd's cluster id: fixed by the first entry ever applied (see
+    /// `adopt_cluster_id`), then kept through snapshots, so every member
+    /// reports the same id for the cluster's whole life.
+    cluster_id: u64,
 }
 
 /// What applying one entry did, beyond its response: what the server's watch
@@ -80,6 +87,21 @@ impl StateMachine {
 
     pub fn leases(&self) -> &LeaseStore {
         &self.leases
+    }
+
+    /// etcd's cluster id; 0 until the first entry is applied.
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    /// Records the cluster id unless one is already set. The Raft layer calls
+    /// it with a value derived from the log id of the first entry it applies,
+    /// which every replica applies identically, so all agree without another
+    /// command.
+    pub fn adopt_cluster_id(&mut self, id: u64) {
+        if self.cluster_id == 0 {
+            self.cluster_id = id;
+        }
     }
 
     /// Applies the command of the Raft entry at `index`; see `apply_with_events`.
@@ -152,6 +174,7 @@ impl StateMachine {
             }
             Op::LeaseGrant { id, ttl_secs } => self.lease_grant(*id, *ttl_secs),
             Op::LeaseRevoke { id } => self.lease_revoke(*id, fx),
+            Op::Txn { txn } => self.txn(txn, now_ms, fx),
         }
     }
 }

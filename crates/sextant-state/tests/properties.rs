@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use sextant_state::catalog::{Check, CheckStatus, Node, Service};
+use sextant_state::machine::SNAPSHOT_FORMAT_VERSION;
 use sextant_state::session::{Session, SessionBehavior};
+use sextant_state::txn::{Compare, CompareResult, CompareTarget, DeleteOp, PutOp, Txn, TxnOp};
 use sextant_state::{Command, KvCondition, LockAction, Op, StateMachine};
 
 /// One Raft entry: how far its index is past the previous one (0 repeats
@@ -181,6 +183,30 @@ fn op() -> impl Strategy<Value = Op> {
         1 => name(SESSIONS).prop_map(|id| Op::DestroySession { id }),
         3 => (select(LEASES), 1i64..10).prop_map(|(id, ttl_secs)| Op::LeaseGrant { id, ttl_secs }),
         1 => select(LEASES).prop_map(|id| Op::LeaseRevoke { id }),
+        // etcd Txn: a version compare, a leased put or a range delete.
+        2 => (key(), select(&["1", "2"][..]), lease(), 0i64..3, key()).prop_map(
+            |(key, value, lease, version, other)| Op::Txn {
+                txn: Txn {
+                    compares: vec![Compare {
+                        key: key.clone(),
+                        range_end: Vec::new(),
+                        result: CompareResult::Equal,
+                        target: CompareTarget::Version(version),
+                    }],
+                    success: vec![TxnOp::Put(PutOp {
+                        key,
+                        value: value.as_bytes().to_vec(),
+                        lease: lease.unwrap_or(0),
+                        ..PutOp::default()
+                    })],
+                    failure: vec![TxnOp::Delete(DeleteOp {
+                        key: other,
+                        range_end: b"\0".to_vec(),
+                        prev_kv: true,
+                    })],
+                },
+            }
+        ),
     ]
 }
 
@@ -377,7 +403,7 @@ proptest! {
     /// Arbitrary bytes decode to an error or a consistent state, never a panic.
     #[test]
     fn decoding_arbitrary_bytes_never_panics(
-        version in prop_oneof![Just(1u8), any::<u8>()],
+        version in prop_oneof![Just(SNAPSHOT_FORMAT_VERSION), any::<u8>()],
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
         let mut bytes = vec![version];

@@ -105,9 +105,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     println!("    data directory:    {}", config.data_dir.display());
     wait_for_signal().await?;
     tracing::info!(leave, "shutting down");
-    server.shutdown(leave).await;
+    let left = server.shutdown(leave).await;
     drop(temporary_dir);
-    Ok(())
+    left.context("could not leave the cluster")
 }
 
 fn compose(

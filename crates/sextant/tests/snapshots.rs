@@ -116,7 +116,7 @@ async fn snapshots_purge_the_log_and_restarts_replay_from_them() {
         &cluster,
         &[0, 1, 2],
         &prefix,
-        0..100,
+        0..200,
         &mut rng,
         &mut written,
     )
@@ -144,7 +144,7 @@ async fn snapshots_purge_the_log_and_restarts_replay_from_them() {
         &cluster,
         &[0, 1, 2],
         &prefix,
-        100..200,
+        200..300,
         &mut rng,
         &mut written,
     )
@@ -164,7 +164,7 @@ async fn snapshots_purge_the_log_and_restarts_replay_from_them() {
         })
         .await;
     println!(
-        "snapshots: after 100 keys snapshot {:?} purged {:?}; after 200 keys snapshot {:?} purged {:?} last log {:?}",
+        "snapshots: after 200 keys snapshot {:?} purged {:?}; after 300 keys snapshot {:?} purged {:?} last log {:?}",
         first.snapshot_index,
         first.purged_index,
         second.snapshot_index,

@@ -57,7 +57,7 @@ pub async fn query<T>(
 }
 
 /// Up to wait/16 more, so many clients woken together do not return together.
-fn jitter(wait: Duration) -> Duration {
+pub(super) fn jitter(wait: Duration) -> Duration {
     let max = wait / 16;
     if max.is_zero() {
         return Duration::ZERO;
@@ -65,7 +65,11 @@ fn jitter(wait: Duration) -> Duration {
     Duration::from_nanos(rand::rng().random_range(0..max.as_nanos() as u64))
 }
 
-fn query_headers(registry: &Registry, index: u64, consistency: Consistency) -> HeaderMap {
+pub(super) fn query_headers(
+    registry: &Registry,
+    index: u64,
+    consistency: Consistency,
+) -> HeaderMap {
     let meta = registry.query_meta();
     let mut headers = HeaderMap::new();
     headers.insert("X-Consul-Index", HeaderValue::from(index));

@@ -226,7 +226,8 @@ fn cas_condition(params: &Params) -> Result<KvCondition, HttpError> {
 fn answer_bool(applied: Applied) -> Result<Response, HttpError> {
     match applied {
         Applied::Applied(ok) => Ok(Json(ok).into_response()),
-        Applied::Done | Applied::Deleted(_) => Ok(Json(true).into_response()),
+        // `Txn` answers only etcd's Txn ops, which Consul never sends.
+        Applied::Done | Applied::Deleted(_) | Applied::Txn(_) => Ok(Json(true).into_response()),
         Applied::Rejected(ApplyError::UnknownSession { id }) => {
             Err(HttpError::Internal(format!("invalid session {id:?}")))
         }

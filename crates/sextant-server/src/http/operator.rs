@@ -45,7 +45,8 @@ pub async fn configuration(State(http): State<HttpState>) -> Json<RaftConfigurat
         .collect();
     Json(RaftConfiguration {
         servers,
-        index: stored.log_id().map(|l| l.index).unwrap_or(0),
+        // Consul's indexes are never 0; the bootstrap configuration sits at 0.
+        index: stored.log_id().map(|l| l.index).unwrap_or(0).max(1),
     })
 }
 

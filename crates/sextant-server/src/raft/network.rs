@@ -38,6 +38,7 @@ pub enum Method {
     Hello,
     Join,
     Leave,
+    LeaseKeeper,
 }
 
 /// Why a call to another server failed before it produced an answer.
@@ -112,6 +113,7 @@ impl PeerClients {
                 Method::Hello => client.hello(frame).await,
                 Method::Join => client.join(frame).await,
                 Method::Leave => client.leave(frame).await,
+                Method::LeaseKeeper => client.lease_keeper(frame).await,
             }
         };
         let response = match tokio::time::timeout(timeout, call).await {

@@ -82,6 +82,9 @@ pub enum RemoteError {
     },
     #[error("membership change failed: {0}")]
     Membership(String),
+    /// A membership change is still being committed; retry after it.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("the server is shutting down")]
     ShuttingDown,
 }

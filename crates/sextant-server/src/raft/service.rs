@@ -13,11 +13,14 @@ use super::rpc::{
 };
 use super::{NodeId, TypeConfig};
 use crate::cluster::discovery::Discovery;
+use crate::lease_keeper::{KeeperRequest, LeaseKeeper};
 use crate::registry::Registry;
 
 pub struct InternalService {
     registry: Arc<Registry>,
     discovery: Arc<Discovery>,
+    /// Answers followers' etcd keep-alives while this server leads.
+    lease_keeper: Option<Arc<LeaseKeeper>>,
 }
 
 impl InternalService {
@@ -25,7 +28,13 @@ impl InternalService {
         Self {
             registry,
             discovery,
+            lease_keeper: None,
         }
+    }
+
+    pub fn with_lease_keeper(mut self, keeper: Arc<LeaseKeeper>) -> Self {
+        self.lease_keeper = Some(keeper);
+        self
     }
 }
 
@@ -77,5 +86,13 @@ impl Internal for InternalService {
     async fn leave(&self, request: Request<Frame>) -> Answer {
         let rpc: LeaveRequest = decode(request.get_ref())?;
         answer(&self.registry.remove_server_local(rpc.id).await)
+    }
+
+    async fn lease_keeper(&self, request: Request<Frame>) -> Answer {
+        let rpc: KeeperRequest = decode(request.get_ref())?;
+        match &self.lease_keeper {
+            Some(keeper) => answer(&keeper.answer_local(rpc)),
+            None => Err(Status::unavailable("no lease keeper on this server")),
+        }
     }
 }

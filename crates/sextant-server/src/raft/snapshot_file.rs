@@ -6,7 +6,7 @@
 //! so a crash leaves either the old snapshot or the new one, never a mix.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use super::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"SXSNAP01";
 const FILE_NAME: &str = "state.snap";
+const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
 
 /// A snapshot as kept on disk: openraft's metadata and the encoded state machine.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -58,22 +59,12 @@ impl SnapshotFile {
             reason: format!("cannot encode: {e}"),
         })?;
         fs::create_dir_all(&self.dir).map_err(io_err)?;
-        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
-        {
-            let mut file = File::create(&tmp).map_err(io_err)?;
-            file.write_all(MAGIC).map_err(io_err)?;
-            file.write_all(&crc32fast::hash(&body).to_le_bytes())
-                .map_err(io_err)?;
-            file.write_all(&(body.len() as u64).to_le_bytes())
-                .map_err(io_err)?;
-            file.write_all(&body).map_err(io_err)?;
-            file.sync_all().map_err(io_err)?;
-        }
-        fs::rename(&tmp, &path).map_err(io_err)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err)?;
-        Ok(())
+        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        crate::atomic_file::replace(&self.dir, FILE_NAME, &bytes).map_err(io_err)
     }
 
     /// Reads the current snapshot, if one was ever saved.
@@ -97,13 +88,12 @@ impl SnapshotFile {
 }
 
 fn decode(bytes: &[u8]) -> Result<StoredSnapshot, String> {
-    let header_len = MAGIC.len() + 4 + 8;
-    if bytes.len() < header_len || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
         return Err("bad header".into());
     }
     let crc = u32::from_le_bytes(read_array(&bytes[8..12]));
     let len = u64::from_le_bytes(read_array(&bytes[12..20]));
-    let body = &bytes[header_len..];
+    let body = &bytes[HEADER_LEN..];
     if body.len() as u64 != len {
         return Err(format!("length {} but header says {len}", body.len()));
     }

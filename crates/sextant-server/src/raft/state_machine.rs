@@ -15,8 +15,8 @@ use sextant_state::{Response, StateMachine};
 use tokio::sync::watch;
 
 use super::snapshot_file::{SnapshotFile, StoredSnapshot};
-use crate::watch_hub::WatchHub;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::watch_hub::WatchHub;
 
 /// The applied state of one server.
 #[derive(Debug, Default)]
@@ -110,6 +110,17 @@ impl StateMachineStore {
     }
 }
 
+/// etcd's cluster id, from the log id of the first entry a cluster applies:
+/// the same on every replica, and different for clusters formed apart.
+fn cluster_id_of(log_id: &LogId) -> u64 {
+    let mut hash = crc32fast::Hasher::new();
+    hash.update(&log_id.leader_id.term.to_le_bytes());
+    hash.update(&log_id.leader_id.node_id.to_le_bytes());
+    hash.update(&log_id.index.to_le_bytes());
+    let low = u64::from(hash.finalize());
+    (log_id.leader_id.node_id.rotate_left(32) ^ low).max(1)
+}
+
 fn restore(meta: &SnapshotMeta, data: &[u8]) -> Result<Applied, String> {
     let machine = StateMachine::decode_snapshot(data).map_err(|e| e.to_string())?;
     Ok(Applied {
@@ -188,6 +199,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             for entry in entries {
                 let index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
+                // Index 0 (the initial membership) looks alike in every cluster.
+                if index > 0 {
+                    applied
+                        .machine
+                        .adopt_cluster_id(cluster_id_of(&entry.log_id));
+                }
                 let response = match entry.payload {
                     EntryPayload::Normal(command) => {
                         let outcome = applied.machine.apply_with_events(index, &command);
@@ -207,9 +224,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 };
                 responses.push(response);
             }
-            applied.machine.revision()
+            let revision = applied.machine.revision();
+            // Published while the state is still locked, so that a reader
+            // who sees revision R knows R's changes are already on the hub
+            // (etcd watch progress reports rely on it). Publishing never blocks.
+            self.shared.hub.publish(revision, kv_events, &services);
+            revision
         };
-        self.shared.hub.publish(revision, kv_events, &services);
         self.shared.publish(revision);
         Ok(responses)
     }

@@ -5,9 +5,7 @@
 //! fsyncing the directory, so after a crash the file holds either the old or the new value.
 
 use std::fs;
-use std::fs::File;
 use std::io;
-use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
 
@@ -20,25 +18,15 @@ pub const PURGED: &str = "purged.meta";
 /// File holding the last committed log id.
 pub const COMMITTED: &str = "committed.meta";
 
-const TMP_SUFFIX: &str = ".tmp";
+use crate::atomic_file::TMP_SUFFIX;
 
-/// fsyncs a directory so that creations, renames and deletions in it are durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+pub use crate::atomic_file::sync_dir;
 
 /// Atomically replaces `dir/name` with `payload`. Durable when it returns `Ok`.
 pub fn write_atomic(dir: &Path, name: &str, payload: &[u8]) -> io::Result<()> {
     let mut buf = Vec::with_capacity(payload.len() + record::HEADER_LEN);
     record::encode_into(&mut buf, payload)?;
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    crate::atomic_file::replace(dir, name, &buf)
 }
 
 /// Why a meta file could not be read back.

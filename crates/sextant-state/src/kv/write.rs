@@ -157,6 +157,45 @@ impl KvStore {
         deleted
     }
 
+    /// Deletes every live key of the etcd range `[start, end)`; returns the
+    /// deleted versions, in key order.
+    pub(crate) fn delete_range(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        revision: u64,
+        events: &mut Vec<KvEvent>,
+    ) -> Vec<KeyValue> {
+        let doomed: Vec<KeyValue> = self
+            .range(start, end, None)
+            .map(|kvs| kvs.into_iter().cloned().collect())
+            .unwrap_or_default();
+        for kv in &doomed {
+            self.delete(&kv.key, revision, events);
+        }
+        doomed
+    }
+
+    /// Undoes the writes that emitted `events` (in reverse), for a Txn that
+    /// failed half-way: every write appended exactly one version and emitted
+    /// exactly one event, so popping one version per event restores the
+    /// store. `last_change_revision` is the value from before those writes.
+    pub(crate) fn undo(&mut self, events: &[KvEvent], last_change_revision: u64) {
+        for event in events.iter().rev() {
+            let emptied = match self.history.get_mut(&event.kv.key) {
+                Some(history) => {
+                    history.pop();
+                    history.is_empty()
+                }
+                None => false,
+            };
+            if emptied {
+                self.history.remove(&event.kv.key);
+            }
+        }
+        self.last_change_revision = last_change_revision;
+    }
+
     /// Consul's `DELETE ?cas=N`: deletes the key only if its ModifyIndex is N.
     /// A key that does not exist counts as success, as in Consul.
     pub(crate) fn delete_if(

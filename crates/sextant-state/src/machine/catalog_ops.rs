@@ -77,7 +77,8 @@ impl StateMachine {
             | Op::CreateSession { .. }
             | Op::DestroySession { .. }
             | Op::LeaseGrant { .. }
-            | Op::LeaseRevoke { .. } => Response::Done,
+            | Op::LeaseRevoke { .. }
+            | Op::Txn { .. } => Response::Done,
         };
 
         let mut ending = Vec::new();

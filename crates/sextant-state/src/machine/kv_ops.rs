@@ -97,7 +97,7 @@ impl StateMachine {
         result
     }
 
-    fn track(&mut self, event: &KvEvent) {
+    pub(super) fn track(&mut self, event: &KvEvent) {
         let key = event.kv.key.as_slice();
         if let Some(prev) = &event.prev {
             if let Some(lease) = prev.lease {

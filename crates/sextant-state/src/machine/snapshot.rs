@@ -13,7 +13,8 @@ use super::StateMachine;
 
 /// The format `encode_snapshot` writes: a version byte, then the state in
 /// bincode (varint integers, little-endian).
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// Version 2 added the etcd cluster id.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 #[derive(thiserror::Error, Debug)]
 pub enum SnapshotError {

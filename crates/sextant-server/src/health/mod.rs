@@ -1,0 +1,261 @@
+//! Health checking, run on the servers themselves.
+//!
+//! Tasks (all owned by the server, stopped with it):
+//! - `view`: greets the voters and keeps the set that answers
+//!   ([`view::ClusterView`]);
+//! - `scheduler`: runs the checks this server owns (rendezvous hashing over
+//!   the voters that answer, [`ownership`]), damps flapping
+//!   ([`thresholds`]), expires TTL checks ([`ttl`]), reaps services critical
+//!   for longer than their `DeregisterCriticalServiceAfter`, and batches
+//!   output-only changes;
+//! - `writer`: proposes the scheduler's writes one after another, so a slow
+//!   election never blocks probing;
+//! - `node_health` (leader only): registers every server as a catalog node
+//!   with a `serfHealth` check that follows whether it answers;
+//! - `session_ttl` (leader only): expires sessions whose TTL ran out.
+//!
+//! Only status changes are written at once; output-only changes wait for
+//! the next flush; TTL passes stay in memory. Nothing here holds a lock
+//! across an `.await`.
+
+pub mod node_health;
+pub mod ownership;
+pub mod probe;
+mod scheduler;
+pub mod session_ttl;
+pub mod thresholds;
+pub mod ttl;
+pub mod view;
+mod writer;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use sextant_state::catalog::{CheckKind, CheckStatus};
+use sextant_state::Op;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::ownership::CheckKey;
+use self::session_ttl::SessionTimers;
+use self::ttl::TtlTable;
+use self::view::ClusterView;
+use crate::cluster::discovery::Discovery;
+use crate::raft::network::PeerClients;
+use crate::raft::ServerNode;
+use crate::registry::{Registry, RegistryError};
+
+/// Timing of the health subsystem.
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    /// How often every voter is greeted to see whether it answers.
+    pub peer_probe_interval: Duration,
+    pub peer_probe_timeout: Duration,
+    /// Greetings in a row a voter may miss before it counts as dead: its
+    /// checks move, and (on the leader) its node goes critical.
+    pub peer_dead_after: u32,
+    /// How often ownership, TTL deadlines and reaping are looked at.
+    pub tick: Duration,
+    /// How often output-only changes are written (Consul's
+    /// `check_update_interval`); status changes never wait.
+    pub output_flush_interval: Duration,
+    /// Writes waiting for the writer task; beyond that they are dropped and
+    /// proposed again by the next probe (every decision compares with the
+    /// replicated state, so nothing is lost but time).
+    pub write_queue: usize,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            peer_probe_interval: Duration::from_secs(1),
+            peer_probe_timeout: Duration::from_millis(500),
+            peer_dead_after: 2,
+            tick: Duration::from_millis(200),
+            output_flush_interval: Duration::from_secs(30),
+            write_queue: 4096,
+        }
+    }
+}
+
+/// Why a TTL update was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TtlUpdateError {
+    #[error("Unknown check ID {0:?}. Ensure that the check ID is passed, not the check name.")]
+    UnknownCheck(String),
+    #[error("CheckID {0:?} does not have associated TTL")]
+    NotTtl(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// The handle the HTTP frontend holds: ownership, TTL updates, session renewals.
+pub struct Health {
+    registry: Arc<Registry>,
+    view: watch::Receiver<ClusterView>,
+    ttl: Mutex<TtlTable>,
+    sessions: Mutex<SessionTimers>,
+    /// For requests passed on to the owner of a check or to the leader.
+    forward_client: reqwest::Client,
+    config: HealthConfig,
+}
+
+impl Health {
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn view(&self) -> ClusterView {
+        self.view.borrow().clone()
+    }
+
+    pub fn forward_client(&self) -> &reqwest::Client {
+        &self.forward_client
+    }
+
+    /// The server that runs a check, or `None` when it is this one.
+    pub fn owner_of(&self, node: &str, check_id: &str) -> Option<ServerNode> {
+        let view = self.view.borrow();
+        let owner = view.ownership().owner_of(node, check_id);
+        if owner == view.me {
+            return None;
+        }
+        view.node(owner).cloned()
+    }
+
+    fn ttl_table(&self) -> MutexGuard<'_, TtlTable> {
+        self.ttl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn session_timers(&self) -> MutexGuard<'_, SessionTimers> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A TTL check's `pass`/`warn`/`fail`/`update`, on the server that owns
+    /// it. Resets the TTL in memory; writes through Raft only a status change
+    /// (at once, so the caller reads it back; its index is returned) or,
+    /// batched, an output change.
+    pub async fn ttl_update(
+        &self,
+        node: &str,
+        check_id: &str,
+        status: CheckStatus,
+        output: &str,
+    ) -> Result<Option<u64>, TtlUpdateError> {
+        let (ttl, current_status, current_output) = {
+            let state = self.registry.state().read();
+            let Some(check) = state.machine.catalog().check(node, check_id) else {
+                return Err(TtlUpdateError::UnknownCheck(check_id.to_owned()));
+            };
+            let CheckKind::Ttl { ttl_ms } = check.definition.kind else {
+                return Err(TtlUpdateError::NotTtl(check_id.to_owned()));
+            };
+            (
+                Duration::from_millis(ttl_ms),
+                check.status,
+                check.output.clone(),
+            )
+        };
+        let key: CheckKey = (node.to_owned(), check_id.to_owned());
+        let output = probe::truncate(output.to_owned(), probe::OUTPUT_LIMIT);
+        self.ttl_table().touch(&key, ttl, &output, Instant::now());
+        if status != current_status {
+            let outcome = self
+                .registry
+                .write(Op::UpdateCheck {
+                    node: node.to_owned(),
+                    check_id: check_id.to_owned(),
+                    status,
+                    output,
+                })
+                .await?;
+            return Ok(Some(outcome.index));
+        }
+        if output != current_output {
+            self.ttl_table().set_pending_output(&key, output);
+        }
+        Ok(None)
+    }
+
+    /// Restarts a session's TTL on the leader. `false` if this server does
+    /// not lead (the caller passes the request on).
+    pub fn renew_session(&self, id: &str, ttl: Duration) -> bool {
+        if self.registry.metrics().state != ServerState::Leader {
+            return false;
+        }
+        self.session_timers().renew(id, ttl, Instant::now());
+        true
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped, so a map of
+/// them owns the tasks.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Named tasks, for the server to wait on at shutdown.
+pub type Tasks = Vec<(&'static str, JoinHandle<()>)>;
+
+/// Starts the health tasks; each ends when `stop` turns true.
+pub fn start(
+    registry: Arc<Registry>,
+    discovery: Arc<Discovery>,
+    peers: PeerClients,
+    config: HealthConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<(Arc<Health>, Tasks), String> {
+    let (view_tx, view_rx) = watch::channel(ClusterView::new(registry.id()));
+    let forward_client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("cannot build the forwarding HTTP client: {e}"))?;
+    let prober = probe::Prober::new()?;
+    let health = Arc::new(Health {
+        registry: registry.clone(),
+        view: view_rx,
+        ttl: Mutex::new(TtlTable::default()),
+        sessions: Mutex::new(SessionTimers::default()),
+        forward_client,
+        config: config.clone(),
+    });
+    let (writes, write_rx) = tokio::sync::mpsc::channel(config.write_queue.max(1));
+
+    let mut tasks = Vec::new();
+    let mut spawn = |name: &'static str, task: futures::future::BoxFuture<'static, ()>| {
+        let mut stop = stop.clone();
+        tasks.push((
+            name,
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = task => {}
+                    _ = stop.wait_for(|stopped| *stopped) => {}
+                }
+            }),
+        ));
+    };
+    spawn(
+        "health-view",
+        Box::pin(view::run(
+            registry.clone(),
+            discovery,
+            peers,
+            config.clone(),
+            view_tx,
+        )),
+    );
+    spawn("health-writer", Box::pin(writer::run(registry, write_rx)));
+    spawn(
+        "health-scheduler",
+        Box::pin(scheduler::run(health.clone(), prober, writes)),
+    );
+    spawn("node-health", Box::pin(node_health::run(health.clone())));
+    spawn("session-ttl", Box::pin(session_ttl::run(health.clone())));
+    Ok((health, tasks))
+}

@@ -1,0 +1,367 @@
+//! Runs the checks this server owns.
+//!
+//! One loop owns all per-check state; probes run in their own tasks (one per
+//! HTTP/TCP/gRPC check, aborted when the check goes away or moves) and send
+//! results back on a bounded channel. Every decision compares the wanted
+//! status with the replicated one, so a write lost in an election is simply
+//! proposed again by the next result.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sextant_state::catalog::{CheckDefinition, CheckKind, CheckStatus};
+use sextant_state::Op;
+use tokio::sync::mpsc;
+
+use super::ownership::{CheckKey, Ownership};
+use super::probe::{ProbeResult, Prober};
+use super::thresholds::Counter;
+use super::ttl::EXPIRED_PREFIX;
+use super::{AbortOnDrop, Health};
+
+/// Results waiting for the loop; probe tasks wait when it is full.
+const RESULT_QUEUE: usize = 1024;
+/// The first probe of a check comes after a random pause of at most this
+/// (and at most its interval), so checks registered together do not probe
+/// together, yet a new check learns its status quickly.
+const MAX_FIRST_PROBE_DELAY: Duration = Duration::from_secs(2);
+/// How often a reap whose write did not land is proposed again.
+const REAP_RETRY: Duration = Duration::from_secs(1);
+
+struct Report {
+    key: CheckKey,
+    generation: u64,
+    result: ProbeResult,
+}
+
+/// What the owner keeps for one check.
+struct Owned {
+    definition: CheckDefinition,
+    service_id: Option<String>,
+    generation: u64,
+    /// The probe task; `None` for TTL checks.
+    _task: Option<AbortOnDrop>,
+    counter: Counter,
+    /// An output-only change waiting for the next flush.
+    pending_output: Option<String>,
+    /// Since when this server has seen the check critical (for reaping).
+    critical_since: Option<Instant>,
+    last_reap_proposal: Option<Instant>,
+}
+
+struct Scheduler {
+    health: Arc<Health>,
+    prober: Prober,
+    writes: mpsc::Sender<Op>,
+    reports: mpsc::Sender<Report>,
+    owned: HashMap<CheckKey, Owned>,
+    next_generation: u64,
+    /// What the last resync saw: (checks index, ownership view).
+    synced: Option<(u64, Ownership)>,
+    next_flush: Instant,
+}
+
+pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) {
+    let (reports, mut results) = mpsc::channel(RESULT_QUEUE);
+    let flush_every = health.config.output_flush_interval;
+    let mut ticker = tokio::time::interval(health.config.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut scheduler = Scheduler {
+        health,
+        prober,
+        writes,
+        reports,
+        owned: HashMap::new(),
+        next_generation: 0,
+        synced: None,
+        next_flush: Instant::now() + flush_every,
+    };
+    loop {
+        tokio::select! {
+            Some(report) = results.recv() => scheduler.on_report(report),
+            _ = ticker.tick() => scheduler.on_tick(),
+        }
+    }
+}
+
+impl Scheduler {
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        self.resync_if_needed(now);
+        self.expire_ttls(now);
+        self.reap(now);
+        if now >= self.next_flush {
+            self.next_flush = now + self.health.config.output_flush_interval;
+            self.flush_outputs();
+        }
+    }
+
+    /// Re-reads which checks this server owns when the checks or the view changed.
+    fn resync_if_needed(&mut self, now: Instant) {
+        let ownership = self.health.view().ownership();
+        let checks_index = self
+            .health
+            .registry
+            .state()
+            .read()
+            .machine
+            .catalog()
+            .checks_index();
+        let current = (checks_index, ownership);
+        if self.synced.as_ref() == Some(&current) {
+            return;
+        }
+        let (_, ownership) = &current;
+        let wanted: HashMap<CheckKey, (CheckDefinition, Option<String>)> = {
+            let state = self.health.registry.state().read();
+            state
+                .machine
+                .catalog()
+                .checks()
+                .filter(|c| !matches!(c.definition.kind, CheckKind::External))
+                .filter(|c| ownership.owns(&c.node, &c.id))
+                .map(|c| {
+                    (
+                        (c.node.clone(), c.id.clone()),
+                        (c.definition.clone(), c.service_id.clone()),
+                    )
+                })
+                .collect()
+        };
+        let before = self.owned.len();
+        self.owned.retain(|key, owned| {
+            wanted
+                .get(key)
+                .is_some_and(|(definition, _)| *definition == owned.definition)
+        });
+        for (key, (definition, service_id)) in wanted.iter() {
+            if !self.owned.contains_key(key) {
+                self.own(key.clone(), definition.clone(), service_id.clone(), now);
+            }
+        }
+        let keep: HashSet<CheckKey> = wanted.into_keys().collect();
+        self.health.ttl_table().retain(&keep);
+        if before != self.owned.len() {
+            tracing::debug!(owned = self.owned.len(), "checks owned by this server");
+        }
+        self.synced = Some(current);
+    }
+
+    fn own(
+        &mut self,
+        key: CheckKey,
+        definition: CheckDefinition,
+        service_id: Option<String>,
+        now: Instant,
+    ) {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let task = match &definition.kind {
+            CheckKind::Ttl { ttl_ms } => {
+                self.health
+                    .ttl_table()
+                    .ensure(&key, Duration::from_millis(*ttl_ms), now);
+                None
+            }
+            CheckKind::External => None,
+            CheckKind::Http { .. } | CheckKind::Tcp { .. } | CheckKind::Grpc { .. } => {
+                Some(self.spawn_probe(key.clone(), &definition, generation))
+            }
+        };
+        self.owned.insert(
+            key,
+            Owned {
+                definition,
+                service_id,
+                generation,
+                _task: task,
+                counter: Counter::default(),
+                pending_output: None,
+                critical_since: None,
+                last_reap_proposal: None,
+            },
+        );
+    }
+
+    fn spawn_probe(
+        &self,
+        key: CheckKey,
+        definition: &CheckDefinition,
+        generation: u64,
+    ) -> AbortOnDrop {
+        let interval = Duration::from_millis(definition.interval_ms.max(1));
+        let timeout = Duration::from_millis(definition.timeout_ms.max(1));
+        let kind = definition.kind.clone();
+        let prober = self.prober.clone();
+        let reports = self.reports.clone();
+        let first_delay_max = interval.min(MAX_FIRST_PROBE_DELAY);
+        let first_delay =
+            Duration::from_millis(rand::rng().random_range(0..=first_delay_max.as_millis() as u64));
+        AbortOnDrop(tokio::spawn(async move {
+            tokio::time::sleep(first_delay).await;
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(result) = prober.probe(&kind, timeout).await else {
+                    return;
+                };
+                let report = Report {
+                    key: key.clone(),
+                    generation,
+                    result,
+                };
+                if reports.send(report).await.is_err() {
+                    return;
+                }
+            }
+        }))
+    }
+
+    fn on_report(&mut self, report: Report) {
+        let Some(owned) = self.owned.get_mut(&report.key) else {
+            return;
+        };
+        if owned.generation != report.generation {
+            return;
+        }
+        let wanted = owned
+            .counter
+            .observe(&owned.definition, report.result.status);
+        let (node, check_id) = &report.key;
+        let Some((status, output)) = replicated(&self.health, node, check_id) else {
+            return;
+        };
+        match wanted {
+            Some(wanted) if wanted != status => {
+                tracing::info!(node, check = check_id, from = %status, to = %wanted, "check status changed");
+                owned.pending_output = None;
+                propose(
+                    &self.writes,
+                    Op::UpdateCheck {
+                        node: node.clone(),
+                        check_id: check_id.clone(),
+                        status: wanted,
+                        output: report.result.output,
+                    },
+                );
+            }
+            Some(_) if report.result.output != output => {
+                owned.pending_output = Some(report.result.output);
+            }
+            _ => {}
+        }
+    }
+
+    fn expire_ttls(&mut self, now: Instant) {
+        let expired = self.health.ttl_table().expired(now);
+        for expired in expired {
+            let (node, check_id) = &expired.key;
+            let Some((status, output)) = replicated(&self.health, node, check_id) else {
+                continue;
+            };
+            if status == CheckStatus::Critical && output.starts_with(EXPIRED_PREFIX) {
+                continue;
+            }
+            tracing::info!(node, check = check_id, "TTL check expired");
+            propose(
+                &self.writes,
+                Op::UpdateCheck {
+                    node: node.clone(),
+                    check_id: check_id.clone(),
+                    status: CheckStatus::Critical,
+                    output: expired.output,
+                },
+            );
+        }
+    }
+
+    /// Deregisters the service of every owned check that has been critical
+    /// for its `DeregisterCriticalServiceAfter`, measured from when this
+    /// server first saw it critical.
+    fn reap(&mut self, now: Instant) {
+        let state = self.health.registry.state().read();
+        let catalog = state.machine.catalog();
+        let mut reaps = Vec::new();
+        for ((node, check_id), owned) in &mut self.owned {
+            let Some(after) = owned.definition.deregister_critical_after_ms else {
+                continue;
+            };
+            let Some(service_id) = &owned.service_id else {
+                continue;
+            };
+            let critical = catalog
+                .check(node, check_id)
+                .is_some_and(|c| c.status == CheckStatus::Critical);
+            if !critical {
+                owned.critical_since = None;
+                continue;
+            }
+            let since = *owned.critical_since.get_or_insert(now);
+            if now.duration_since(since) < Duration::from_millis(after) {
+                continue;
+            }
+            if owned
+                .last_reap_proposal
+                .is_some_and(|at| now.duration_since(at) < REAP_RETRY)
+            {
+                continue;
+            }
+            owned.last_reap_proposal = Some(now);
+            tracing::info!(
+                node,
+                service = service_id,
+                check = check_id,
+                "deregistering service critical for too long"
+            );
+            reaps.push(Op::DeregisterService {
+                node: node.clone(),
+                service_id: service_id.clone(),
+            });
+        }
+        drop(state);
+        for op in reaps {
+            propose(&self.writes, op);
+        }
+    }
+
+    fn flush_outputs(&mut self) {
+        let mut updates: Vec<(CheckKey, String)> = self
+            .owned
+            .iter_mut()
+            .filter_map(|(key, owned)| owned.pending_output.take().map(|o| (key.clone(), o)))
+            .collect();
+        updates.extend(self.health.ttl_table().take_pending_outputs());
+        for ((node, check_id), output) in updates {
+            let Some((status, current)) = replicated(&self.health, &node, &check_id) else {
+                continue;
+            };
+            if current != output {
+                propose(
+                    &self.writes,
+                    Op::UpdateCheck {
+                        node,
+                        check_id,
+                        status,
+                        output,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The check's status and output as this server has applied them.
+fn replicated(health: &Health, node: &str, check_id: &str) -> Option<(CheckStatus, String)> {
+    let state = health.registry.state().read();
+    let check = state.machine.catalog().check(node, check_id)?;
+    Some((check.status, check.output.clone()))
+}
+
+fn propose(writes: &mpsc::Sender<Op>, op: Op) {
+    if writes.try_send(op).is_err() {
+        tracing::debug!("health write queue full; the change will be proposed again");
+    }
+}

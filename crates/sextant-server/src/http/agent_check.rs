@@ -1,0 +1,197 @@
+//! The agent's check endpoints: register, deregister, list, and the TTL
+//! updates (`pass`, `warn`, `fail`, `update`).
+//!
+//! A TTL update must reach the server that owns the check, where the TTL
+//! clock lives; any other server passes it on (once) and relays the answer.
+//! If the owner cannot be reached, this server takes the update itself.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use sextant_state::catalog::CheckStatus;
+use sextant_state::Op;
+
+use super::agent_service::{carry_over, parse_filter};
+use super::consul_json::{parse_object, Fields};
+use super::error::HttpError;
+use super::forward::{self, CHECK_NODE};
+use super::params::Params;
+use super::registration::{self};
+use super::{apply, lookup, render, HttpState};
+use crate::health::node_health::SERF_CHECK_ID;
+use crate::health::TtlUpdateError;
+
+pub async fn register(State(http): State<HttpState>, body: Bytes) -> Result<Response, HttpError> {
+    let registration = registration::agent_check(&body).map_err(|e| HttpError::bad_request(e.0))?;
+    let node = http.registry.node().name.clone();
+    let mut checks = carry_over(&http, &node, vec![registration]);
+    let Some(check) = checks.pop() else {
+        return Err(HttpError::Internal("no check decoded".into()));
+    };
+    apply::write(&http, Op::RegisterCheck { check }).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn deregister(
+    State(http): State<HttpState>,
+    Path(check_id): Path<String>,
+) -> Result<Response, HttpError> {
+    let node = {
+        let state = http.registry.state().read();
+        lookup::check_node(&state.machine, &http.registry.node().name, &check_id)
+    };
+    if let Some(node) = node {
+        apply::write(&http, Op::DeregisterCheck { node, check_id }).await?;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// This agent's checks, by id; the servers' own `serfHealth` is catalog-only.
+pub async fn list(
+    State(http): State<HttpState>,
+    params: Params,
+) -> Result<Json<BTreeMap<String, Value>>, HttpError> {
+    let filter = parse_filter(&params)?;
+    let state = http.registry.state().read();
+    let catalog = state.machine.catalog();
+    let checks = catalog
+        .checks_of_node(&http.registry.node().name)
+        .filter(|c| c.id != SERF_CHECK_ID)
+        .map(|c| (c.id.clone(), render::check(catalog, c)))
+        .filter(|(_, v)| filter.as_ref().is_none_or(|f| f.matches(v)))
+        .collect();
+    Ok(Json(checks))
+}
+
+pub async fn pass(
+    state: State<HttpState>,
+    id: Path<String>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let note = params.text("note").unwrap_or("").to_owned();
+    ttl_update(state, id, headers, CheckStatus::Passing, note).await
+}
+
+pub async fn warn(
+    state: State<HttpState>,
+    id: Path<String>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let note = params.text("note").unwrap_or("").to_owned();
+    ttl_update(state, id, headers, CheckStatus::Warning, note).await
+}
+
+pub async fn fail(
+    state: State<HttpState>,
+    id: Path<String>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let note = params.text("note").unwrap_or("").to_owned();
+    ttl_update(state, id, headers, CheckStatus::Critical, note).await
+}
+
+/// `PUT /v1/agent/check/update/:id` with `{"Status": …, "Output": …}`.
+pub async fn update(
+    state: State<HttpState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let value = parse_object(&body).map_err(|e| HttpError::bad_request(e.0))?;
+    let fields = Fields::of(&value, "").map_err(|e| HttpError::bad_request(e.0))?;
+    let status_text = fields
+        .non_empty("Status")
+        .map_err(|e| HttpError::bad_request(e.0))?
+        .unwrap_or_default();
+    let status = match status_text.parse::<CheckStatus>() {
+        Ok(CheckStatus::Maintenance) | Err(_) => {
+            return Err(HttpError::bad_request(format!(
+                "Invalid check status: {status_text:?}"
+            )))
+        }
+        Ok(status) => status,
+    };
+    let output = fields
+        .string("Output")
+        .map_err(|e| HttpError::bad_request(e.0))?
+        .unwrap_or_default();
+    ttl_update(state, id, headers, status, output).await
+}
+
+async fn ttl_update(
+    State(http): State<HttpState>,
+    Path(check_id): Path<String>,
+    headers: HeaderMap,
+    status: CheckStatus,
+    output: String,
+) -> Result<Response, HttpError> {
+    let forwarded = forward::was_forwarded(&headers);
+    let node = match headers.get(CHECK_NODE).and_then(|v| v.to_str().ok()) {
+        Some(node) if forwarded => Some(node.to_owned()),
+        _ => {
+            let state = http.registry.state().read();
+            lookup::check_node(&state.machine, &http.registry.node().name, &check_id)
+        }
+    };
+    let Some(node) = node else {
+        return Err(HttpError::NotFound(
+            TtlUpdateError::UnknownCheck(check_id).to_string(),
+        ));
+    };
+    if !forwarded {
+        if let Some(owner) = http.health.owner_of(&node, &check_id) {
+            let path = format!(
+                "/v1/agent/check/update/{}",
+                forward::escape_segment(&check_id)
+            );
+            let body = json!({"Status": status.as_str(), "Output": output}).to_string();
+            let relayed = forward::put(
+                http.health.forward_client(),
+                &owner.http_addr,
+                &path,
+                &[(CHECK_NODE, node.clone())],
+                body.into_bytes(),
+            )
+            .await;
+            match relayed {
+                Ok(answer) => {
+                    // Read-your-writes here too: wait for the owner's write.
+                    let index = answer
+                        .headers()
+                        .get("x-consul-index")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    if let Some(index) = index {
+                        apply::applied_here(&http.registry, index).await;
+                    }
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    tracing::debug!(owner = %owner, error = %e, "owner unreachable; updating the TTL check here")
+                }
+            }
+        }
+    }
+    match http
+        .health
+        .ttl_update(&node, &check_id, status, &output)
+        .await
+    {
+        Ok(Some(index)) => {
+            apply::applied_here(&http.registry, index).await;
+            Ok(([("X-Consul-Index", index.to_string())], StatusCode::OK).into_response())
+        }
+        Ok(None) => Ok(StatusCode::OK.into_response()),
+        Err(TtlUpdateError::Registry(e)) => Err(e.into()),
+        Err(e @ TtlUpdateError::UnknownCheck(_)) => Err(HttpError::NotFound(e.to_string())),
+        Err(e @ TtlUpdateError::NotTtl(_)) => Err(HttpError::bad_request(e.to_string())),
+    }
+}

@@ -1,0 +1,37 @@
+//! `GET /v1/sextant/health/owners`: which server runs each probed check, as
+//! this server sees it, and which servers it counts as alive. For operators
+//! and for tests that kill a check's owner.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+use sextant_state::catalog::CheckKind;
+
+use super::HttpState;
+
+pub async fn owners(State(http): State<HttpState>) -> Json<Value> {
+    let view = http.health.view();
+    let ownership = view.ownership();
+    let me = http.registry.node().name.clone();
+    let name_of = |id| match view.node(id) {
+        Some(node) => node.name.clone(),
+        None if id == view.me => me.clone(),
+        None => id.to_string(),
+    };
+    let state = http.registry.state().read();
+    let checks: Vec<Value> = state
+        .machine
+        .catalog()
+        .checks()
+        .filter(|c| !matches!(c.definition.kind, CheckKind::External))
+        .map(|c| {
+            json!({
+                "Node": c.node,
+                "CheckID": c.id,
+                "Owner": name_of(ownership.owner_of(&c.node, &c.id)),
+            })
+        })
+        .collect();
+    let alive: Vec<String> = view.alive.iter().map(|id| name_of(*id)).collect();
+    Json(json!({"Alive": alive, "Checks": checks}))
+}
