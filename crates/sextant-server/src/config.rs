@@ -30,6 +30,11 @@ pub struct ServerConfig {
     pub leave_on_terminate: bool,
     /// Largest value accepted for one key (Consul: 512 KiB).
     pub max_value_bytes: usize,
+    /// Revisions of key history kept for reads at a past revision and watches
+    /// from the past; older versions are compacted away. 0 keeps everything.
+    pub kv_history_retention: u64,
+    /// How often the leader checks whether the history needs compacting.
+    pub compaction_interval: Duration,
     /// The etcd v3 API on `grpc_addr`.
     pub etcd: crate::etcd::EtcdConfig,
     /// Health checking, check ownership, session TTLs.
@@ -52,6 +57,8 @@ impl ServerConfig {
             snapshot_threshold: 10_000,
             leave_on_terminate: false,
             max_value_bytes: 512 * 1024,
+            kv_history_retention: 100_000,
+            compaction_interval: Duration::from_secs(60),
             etcd: crate::etcd::EtcdConfig::default(),
             health: crate::health::HealthConfig::default(),
         }

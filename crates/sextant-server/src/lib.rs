@@ -6,6 +6,7 @@
 
 mod atomic_file;
 pub mod cluster;
+pub mod compactor;
 pub mod config;
 pub mod etcd;
 pub mod health;

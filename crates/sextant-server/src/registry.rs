@@ -161,7 +161,8 @@ impl Registry {
         Some((id, node))
     }
 
-    fn is_leader(&self) -> bool {
+    /// Whether this server believes it leads (it may have been deposed a moment ago).
+    pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 

@@ -240,12 +240,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         join: config.join.clone(),
         bootstrap_expect: config.bootstrap_expect,
     };
-    let mut stop = stop_rx;
+    let mut stop = stop_rx.clone();
     tasks.push((
         "bootstrap",
         tokio::spawn(async move {
             tokio::select! {
                 _ = bootstrap.run() => {}
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+        }),
+    ));
+
+    let compactor = crate::compactor::Compactor {
+        registry: registry.clone(),
+        retention: config.kv_history_retention,
+        interval: config.compaction_interval,
+    };
+    let mut stop = stop_rx;
+    tasks.push((
+        "compactor",
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = compactor.run() => {}
                 _ = stop.wait_for(|stopped| *stopped) => {}
             }
         }),

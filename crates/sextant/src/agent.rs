@@ -49,6 +49,9 @@ pub struct AgentArgs {
     /// Log entries between snapshots [default: 10000]
     #[arg(long)]
     snapshot_threshold: Option<u64>,
+    /// Revisions of key history to keep (0: keep all) [default: 100000]
+    #[arg(long)]
+    kv_history_retention: Option<u64>,
     /// On SIGINT/SIGTERM, leave the Raft membership before stopping.
     #[arg(long)]
     leave_on_terminate: bool,
@@ -156,6 +159,10 @@ fn compose(
         .snapshot_threshold
         .or(file.snapshot_threshold)
         .unwrap_or(config.snapshot_threshold);
+    config.kv_history_retention = args
+        .kv_history_retention
+        .or(file.kv_history_retention)
+        .unwrap_or(config.kv_history_retention);
     config.leave_on_terminate = args.leave_on_terminate || file.leave_on_terminate.unwrap_or(false);
     if file.server == Some(false) {
         anyhow::bail!(

@@ -17,7 +17,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         let base = self.http_addr.trim_end_matches('/');
         if base.starts_with("http://") || base.starts_with("https://") {
             format!("{base}{path}")
@@ -70,7 +70,7 @@ fn escape_key(key: &str) -> String {
         .collect()
 }
 
-async fn expect_ok(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn expect_ok(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -205,7 +205,7 @@ pub async fn operator(target: &Target, command: OperatorCommand) -> anyhow::Resu
     Ok(())
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

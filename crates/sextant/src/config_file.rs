@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub dns_addr: Option<SocketAddr>,
     pub election_timeout: Option<String>,
     pub snapshot_threshold: Option<u64>,
+    pub kv_history_retention: Option<u64>,
     pub leave_on_terminate: Option<bool>,
     pub log_level: Option<String>,
 }

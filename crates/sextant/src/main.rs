@@ -4,6 +4,7 @@
 mod agent;
 mod client;
 mod config_file;
+mod registry_cli;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,46 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// List every service with its tags.
+    Services {
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Read the catalog.
+    Catalog {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: registry_cli::CatalogCommand,
+    },
+    /// Show the instances of a service with their health.
+    Health {
+        #[command(flatten)]
+        target: client::Target,
+        service: String,
+        /// Only instances whose every check passes.
+        #[arg(long)]
+        passing: bool,
+    },
+    /// Register the service defined in a JSON file with the agent.
+    Register {
+        #[command(flatten)]
+        target: client::Target,
+        file: std::path::PathBuf,
+    },
+    /// Deregister a service by its id.
+    Deregister {
+        #[command(flatten)]
+        target: client::Target,
+        id: String,
+    },
+    /// Print a service's instances at every change (blocking queries).
+    Watch {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: registry_cli::WatchCommand,
+    },
     /// Cluster operations.
     Operator {
         #[command(flatten)]
@@ -61,6 +102,16 @@ fn main() -> std::process::ExitCode {
             Command::Kv { target, command } => client::kv(&target, command).await,
             Command::Members { target } => client::members(&target).await,
             Command::Operator { target, command } => client::operator(&target, command).await,
+            Command::Services { target } => registry_cli::services(&target).await,
+            Command::Catalog { target, command } => registry_cli::catalog(&target, command).await,
+            Command::Health {
+                target,
+                service,
+                passing,
+            } => registry_cli::health(&target, &service, passing).await,
+            Command::Register { target, file } => registry_cli::register(&target, &file).await,
+            Command::Deregister { target, id } => registry_cli::deregister(&target, &id).await,
+            Command::Watch { target, command } => registry_cli::watch(&target, command).await,
         }
     });
     match result {

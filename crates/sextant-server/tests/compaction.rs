@@ -1,0 +1,73 @@
+//! The leader compacts the key history down to the configured retention.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sextant_server::{start, ServerConfig};
+use sextant_state::{KvCondition, LockAction, Op};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_is_compacted_to_the_retention() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = ServerConfig::new("c1", dir.path());
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    (
+        config.http_addr,
+        config.grpc_addr,
+        config.raft_addr,
+        config.dns_addr,
+    ) = (any, any, any, any);
+    config.bootstrap_expect = 1;
+    config.election_timeout = Duration::from_millis(200);
+    config.kv_history_retention = 5;
+    config.compaction_interval = Duration::from_millis(20);
+    let server = start(config).await.expect("server starts");
+    let registry = server.registry.clone();
+
+    let mut last = 0;
+    for n in 0..30 {
+        let put = Op::KvPut {
+            key: b"busy".to_vec(),
+            value: format!("v{n}").into_bytes(),
+            flags: 0,
+            lease: None,
+            condition: KvCondition::None,
+            lock: LockAction::None,
+        };
+        last = registry.write(put).await.expect("write").index;
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (compacted, oldest_readable) = {
+            let state = registry.state().read();
+            let kv = state.machine.kv();
+            (
+                kv.compacted_revision(),
+                kv.get_at(b"busy", last - 20).is_ok(),
+            )
+        };
+        if compacted >= last - 5 {
+            assert!(
+                !oldest_readable,
+                "a version older than the retention is still readable"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history not compacted: compacted revision {compacted}, last write {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The newest version is untouched by compaction.
+    let value = registry
+        .state()
+        .read()
+        .machine
+        .kv()
+        .get(b"busy")
+        .map(|kv| kv.value.clone());
+    assert_eq!(value, Some(b"v29".to_vec()));
+    server.shutdown(false).await.expect("clean shutdown");
+}
