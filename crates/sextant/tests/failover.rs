@@ -86,31 +86,6 @@ async fn put_until_accepted(
     );
 }
 
-/// Waits until `server` serves exactly `expected` under `prefix` with `?stale`.
-async fn wait_stale_copy(
-    cluster: &Cluster,
-    index: usize,
-    prefix: &str,
-    expected: &BTreeMap<String, Vec<u8>>,
-) {
-    let server = cluster.server(index);
-    let what = format!(
-        "{} to serve all {} keys under {prefix} with ?stale",
-        server.name(),
-        expected.len()
-    );
-    cluster
-        .wait_for(&what, CATCH_UP, || async {
-            let actual = server
-                .http()
-                .kv_map(prefix, Consistency::Stale)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            compare_kv(expected, &actual)
-        })
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_leader_is_replaced_and_catches_up_after_restart() {
     let mut rng = test_rng("killed_leader_is_replaced_and_catches_up_after_restart");
@@ -158,7 +133,9 @@ async fn killed_leader_is_replaced_and_catches_up_after_restart() {
     .await;
 
     cluster.server_mut(old).restart().await;
-    wait_stale_copy(&cluster, old, &prefix, &written).await;
+    cluster
+        .wait_stale_copy(old, &prefix, &written, CATCH_UP)
+        .await;
     cluster.wait_converged().await;
 
     for server in cluster.servers() {
@@ -245,7 +222,9 @@ async fn paused_leader_steps_down_after_resume() {
     } else {
         assert_eq!(cluster.server(leader).node_id(), new_id);
     }
-    wait_stale_copy(&cluster, old, &prefix, &written).await;
+    cluster
+        .wait_stale_copy(old, &prefix, &written, CATCH_UP)
+        .await;
 
     // Writes through the resumed server reach the leader and are readable everywhere.
     let key = format!("{prefix}/after-resume");
@@ -284,6 +263,8 @@ async fn killed_follower_does_not_stop_writes_and_catches_up() {
     write_keys(&cluster, &survivors, &prefix, 30, &mut rng, &mut written).await;
 
     cluster.server_mut(follower).restart().await;
-    wait_stale_copy(&cluster, follower, &prefix, &written).await;
+    cluster
+        .wait_stale_copy(follower, &prefix, &written, CATCH_UP)
+        .await;
     cluster.wait_converged().await;
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::Rng;
-use testkit::{
-    compare_kv, random_value, test_rng, Cluster, ClusterOpts, Consistency, RaftState, ServerOpts,
-};
+use testkit::{random_value, test_rng, Cluster, ClusterOpts, RaftState, ServerOpts};
 use tokio::task::JoinSet;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sextant");
@@ -78,31 +76,6 @@ async fn leader_state(cluster: &Cluster) -> Result<RaftState, String> {
         .raft_state()
         .await
         .map_err(|e| format!("{e:#}"))
-}
-
-/// Waits until server `index` serves exactly `expected` under `prefix` with `?stale`.
-async fn wait_stale_copy(
-    cluster: &Cluster,
-    index: usize,
-    prefix: &str,
-    expected: &BTreeMap<String, Vec<u8>>,
-) {
-    let server = cluster.server(index);
-    let what = format!(
-        "{} to serve all {} keys under {prefix} with ?stale",
-        server.name(),
-        expected.len()
-    );
-    cluster
-        .wait_for(&what, SETTLE, || async {
-            let actual = server
-                .http()
-                .kv_map(prefix, Consistency::Stale)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            compare_kv(expected, &actual)
-        })
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,14 +180,16 @@ async fn snapshots_purge_the_log_and_restarts_replay_from_them() {
                 .ok_or_else(|| String::from("no snapshot_index"))
         })
         .await;
-    wait_stale_copy(&cluster, follower, &prefix, &written).await;
+    cluster
+        .wait_stale_copy(follower, &prefix, &written, SETTLE)
+        .await;
 
     // Everyone at once: no server can help another, each starts from its own disk.
     cluster.kill_all().await;
     cluster.restart(&[0, 1, 2]).await;
     cluster.wait_converged().await;
     for i in 0..cluster.len() {
-        wait_stale_copy(&cluster, i, &prefix, &written).await;
+        cluster.wait_stale_copy(i, &prefix, &written, SETTLE).await;
     }
 }
 
@@ -285,7 +260,9 @@ async fn lagging_follower_catches_up_by_snapshot(fault: Fault, test: &str) {
         "{test}: {follower_name} caught up with snapshot {:?}, last applied {:?}",
         state.snapshot_index, state.last_applied
     );
-    wait_stale_copy(&cluster, follower, &prefix, &written).await;
+    cluster
+        .wait_stale_copy(follower, &prefix, &written, SETTLE)
+        .await;
     cluster.wait_converged().await;
 }
 

@@ -1,6 +1,7 @@
 //! N servers that bootstrap one Raft group, and the waits that tell when it
 //! has a leader everybody agrees on.
 
+use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use futures::future::join_all;
 
-use crate::http::{RaftRole, RaftState};
+use crate::http::{compare_kv, Consistency, RaftRole, RaftState};
 use crate::server::{Server, ServerOpts};
 use crate::wait::poll_until;
 
@@ -253,6 +254,32 @@ impl Cluster {
                 )
             }
         }
+    }
+
+    /// Waits until server `index` serves exactly `expected` under `prefix`
+    /// with `?stale`, that is from its own applied state.
+    pub async fn wait_stale_copy(
+        &self,
+        index: usize,
+        prefix: &str,
+        expected: &BTreeMap<String, Vec<u8>>,
+        timeout: Duration,
+    ) {
+        let server = self.server(index);
+        let what = format!(
+            "{} to serve all {} keys under {prefix} with ?stale",
+            server.name(),
+            expected.len()
+        );
+        self.wait_for(&what, timeout, || async {
+            let actual = server
+                .http()
+                .kv_map(prefix, Consistency::Stale)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            compare_kv(expected, &actual)
+        })
+        .await;
     }
 
     /// The default deadline of the cluster's waits.
