@@ -184,9 +184,11 @@ fn host_name() -> String {
         .unwrap_or_else(|| "sextant".to_string())
 }
 
+/// openraft warns about an unreachable peer on every retry; its errors are
+/// what an operator needs, Sextant logs the state changes itself.
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},openraft=warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},openraft=error")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
