@@ -2,6 +2,7 @@
 //! network between servers and the server side of the internal gRPC API.
 
 pub mod network;
+pub mod observer;
 pub mod rpc;
 pub mod service;
 pub mod snapshot_file;

@@ -1,0 +1,26 @@
+//! Logs this server's Raft state transitions (role, term, leader), which
+//! openraft itself reports only at debug level.
+
+use openraft::ServerState;
+
+use super::{NodeId, Raft};
+
+/// Runs until Raft shuts down.
+pub async fn log_transitions(raft: Raft) {
+    let mut metrics = raft.metrics();
+    let mut last: Option<(ServerState, u64, Option<NodeId>)> = None;
+    loop {
+        let now = {
+            let m = metrics.borrow_and_update();
+            (m.state, m.current_term, m.current_leader)
+        };
+        if last != Some(now) {
+            let (state, term, leader) = now;
+            tracing::info!(?state, term, ?leader, "raft state");
+            last = Some(now);
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
