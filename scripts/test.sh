@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
-# Debian packages: etcdctl (etcd-client) and dig (bind9-dnsutils).
-apt_packages=(etcd-client bind9-dnsutils)
+# Debian packages: etcdctl (etcd-client), dig (bind9-dnsutils), and protoc
+# (protobuf-compiler) for the build of the etcd-client crate the etcd API tests use.
+apt_packages=(etcd-client bind9-dnsutils protobuf-compiler)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -2,6 +2,7 @@
 //! them, and prints what it measured. Figures are medians over repeated runs;
 //! these machines are shared and noisy, so compare ratios from one run.
 
+mod blocking_queries;
 mod core_cluster;
 mod machine;
 mod report;
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// A 3-server cluster: KV write throughput with concurrent clients, and leader failover time.
     Core(core_cluster::CoreArgs),
+    /// 10,000 blocking queries on one service among 1,000 × 10 instances; one change → time until all return, server CPU.
+    BlockingQueries(blocking_queries::BlockingArgs),
 }
 
 fn sextant_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let bin = sextant_bin(cli.sextant_bin)?;
     let section = match cli.command {
         Command::Core(args) => core_cluster::run(&bin, args).await?,
+        Command::BlockingQueries(args) => blocking_queries::run(&bin, args).await?,
     };
     println!("\n{}", section.markdown);
     if let Some(readme) = cli.write_readme {

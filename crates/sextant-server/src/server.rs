@@ -251,6 +251,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }),
     ));
 
+    let observed = registry.raft().clone();
+    let mut stop = stop_rx.clone();
+    tasks.push((
+        "raft-observer",
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = crate::raft::observer::log_transitions(observed) => {}
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+        }),
+    ));
+
     let compactor = crate::compactor::Compactor {
         registry: registry.clone(),
         retention: config.kv_history_retention,

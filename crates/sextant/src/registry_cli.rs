@@ -60,12 +60,7 @@ pub async fn services(target: &Target) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
         .map(|(name, tags)| {
-            let tags: Vec<String> = tags
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect();
+            let tags: Vec<String> = tags.as_array().into_iter().flatten().map(text).collect();
             [name.clone(), tags.join(",")]
         })
         .collect();
@@ -150,9 +145,9 @@ pub async fn health(target: &Target, name: &str, passing: bool) -> anyhow::Resul
 /// Registers the service in a JSON file: a registration body as the HTTP
 /// API takes it, or Consul's service definition file (`{"service": {…}}`).
 pub async fn register(target: &Target, file: &PathBuf) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let value: Value = serde_json::from_str(&text)
+    let contents =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let value: Value = serde_json::from_str(&contents)
         .with_context(|| format!("{} is not JSON", file.display()))?;
     let definition = value
         .as_object()
@@ -242,7 +237,10 @@ pub async fn watch(target: &Target, command: WatchCommand) -> anyhow::Result<()>
         if rows.is_empty() {
             println!("  (no instances)");
         } else {
-            print_table(["  Node", "ServiceID", "Address", "Status", "Checks"], &rows);
+            print_table(
+                ["  Node", "ServiceID", "Address", "Status", "Checks"],
+                &rows,
+            );
         }
         last = Some(entries);
         printed += 1;

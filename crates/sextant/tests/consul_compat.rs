@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use testkit::{wait_for, Cluster, ClusterOpts, HttpClient, Server};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sextant");
 
@@ -389,4 +389,95 @@ async fn py_consul_interop_against_a_cluster_through_a_follower() {
     let cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
     let follower = cluster.followers().await[0].http_addr();
     run_interop(follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_registers_lists_watches_and_deregisters() {
+    let dev = dev().await;
+    let addr = dev.http_addr();
+    let file = dev.data_dir().join("web.json");
+    std::fs::write(
+        &file,
+        r#"{"service": {"name": "cli-web", "id": "cli-web-1", "port": 7000, "tags": ["blue"],
+             "check": {"ttl": "60s"}}}"#,
+    )
+    .expect("write the definition");
+    let file_arg = file.display().to_string();
+    let out = testkit::run_cli(BIN, addr, &["register", &file_arg]).await;
+    out.assert_success("sextant register");
+    assert!(
+        out.stdout.contains("Registered service: cli-web"),
+        "{}",
+        out.stdout
+    );
+
+    let out = testkit::run_cli(BIN, addr, &["services"]).await;
+    out.assert_success("sextant services");
+    assert!(
+        out.stdout.contains("cli-web") && out.stdout.contains("blue"),
+        "{}",
+        out.stdout
+    );
+
+    let out = testkit::run_cli(BIN, addr, &["catalog", "nodes"]).await;
+    out.assert_success("sextant catalog nodes");
+    assert!(out.stdout.contains(dev.name()), "{}", out.stdout);
+
+    let out = testkit::run_cli(BIN, addr, &["health", "cli-web"]).await;
+    out.assert_success("sextant health");
+    assert!(
+        out.stdout.contains("cli-web-1") && out.stdout.contains("critical"),
+        "{}",
+        out.stdout
+    );
+
+    let mut watch = tokio::process::Command::new(BIN)
+        .args(["watch", "service", "cli-web"])
+        .env("SEXTANT_HTTP_ADDR", addr.to_string())
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sextant watch");
+    let stdout = watch.stdout.take().expect("the watch's stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut seen = String::new();
+    // The first answer shows the new instance critical; the pass is a change.
+    read_until(&mut lines, &mut seen, "critical").await;
+    let reply = dev
+        .http()
+        .put("/v1/agent/check/pass/service:cli-web-1", "")
+        .await
+        .expect("pass");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    read_until(&mut lines, &mut seen, "passing").await;
+    drop(lines);
+    let _ = watch.kill().await;
+
+    let out = testkit::run_cli(BIN, addr, &["deregister", "cli-web-1"]).await;
+    out.assert_success("sextant deregister");
+    let out = testkit::run_cli(BIN, addr, &["health", "cli-web"]).await;
+    assert!(!out.stdout.contains("cli-web-1"), "{}", out.stdout);
+}
+
+/// Reads the watch's output until a line shows cli-web-1 with `needle`.
+async fn read_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    seen: &mut String,
+    needle: &str,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("cli-web-1") && line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(found, Ok(true)),
+        "the watch never printed cli-web-1 {needle}:\n{seen}"
+    );
 }

@@ -161,7 +161,7 @@ impl Maintenance for MaintenanceService {
             for chunk in bytes.chunks(SNAPSHOT_CHUNK_BYTES) {
                 remaining -= chunk.len();
                 let message = SnapshotResponse {
-                    header: header.clone(),
+                    header,
                     remaining_bytes: remaining as u64,
                     blob: chunk.to_vec(),
                 };
