@@ -481,3 +481,69 @@ async fn read_until(
         "the watch never printed cli-web-1 {needle}:\n{seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_change_expires_no_ttl_check_or_session() {
+    let mut cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
+    let leader = cluster.leader_index().await;
+    let entry_index = (0..cluster.len())
+        .find(|i| *i != leader)
+        .expect("a follower");
+    let entry = cluster.server(entry_index).http().clone();
+    let reply = entry
+        .put(
+            "/v1/agent/service/register",
+            r#"{"Name":"ttl-election","Check":{"TTL":"8s","Status":"passing"}}"#,
+        )
+        .await
+        .expect("register");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let session: Value = {
+        let reply = entry
+            .put("/v1/session/create", r#"{"TTL":"10s","Checks":[]}"#)
+            .await
+            .expect("create a session");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json().expect("a session id")
+    };
+    let session_id = session["ID"].as_str().expect("an ID").to_owned();
+    let reply = entry
+        .put("/v1/agent/check/pass/service:ttl-election", "")
+        .await
+        .expect("pass");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let passed_at = std::time::Instant::now();
+    cluster.server_mut(leader).kill().await;
+    // Until 7 s after the last pass (TTL 8 s) the check must stay passing and
+    // the session alive, whatever the election did.
+    while passed_at.elapsed() < Duration::from_secs(7) {
+        let status = check_status(&entry, "ttl-election").await;
+        assert!(
+            matches!(status.as_deref(), Ok("passing")),
+            "the TTL check left passing {:?} after its pass: {status:?}",
+            passed_at.elapsed()
+        );
+        let info: Value = entry
+            .get_json(&format!("/v1/session/info/{session_id}?stale"))
+            .await
+            .expect("session info");
+        assert_eq!(
+            info.as_array().map(Vec::len),
+            Some(1),
+            "the session ended: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Without passes it does expire, from its new owner if it moved.
+    wait_for(
+        "the TTL check to expire",
+        Duration::from_secs(20),
+        || async {
+            match check_status(&entry, "ttl-election").await? {
+                s if s == "critical" => Ok(()),
+                s => Err(s),
+            }
+        },
+    )
+    .await;
+}
