@@ -17,6 +17,7 @@ pub mod raft;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod tasks;
 pub mod watch_hub;
 
 pub use config::ServerConfig;

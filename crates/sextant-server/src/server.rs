@@ -24,6 +24,7 @@ use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{Raft, ServerNode};
 use crate::registry::{Registry, RegistryConfig};
 use crate::storage::{LogStore, LogStoreConfig};
+use crate::tasks::{stopped, until_stopped};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -149,7 +150,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let mut stop = stop_rx.clone();
+    let stop = stopped(stop_rx.clone());
     tasks.push((
         "internal-grpc",
         tokio::spawn(async move {
@@ -157,9 +158,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 .add_service(internal)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(raft_listener),
-                    async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    },
+                    stop,
                 )
                 .await;
             if let Err(e) = served {
@@ -185,14 +184,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         health,
         shared: Default::default(),
     });
-    let mut stop = stop_rx.clone();
+    let stop = stopped(stop_rx.clone());
     tasks.push((
         "http",
         tokio::spawn(async move {
             let served = axum::serve(http_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                })
+                .with_graceful_shutdown(stop)
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
@@ -215,17 +212,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tonic::transport::Server::builder().add_routes(Default::default()),
         etcd,
     );
-    let mut stop = stop_rx.clone();
+    let stop = stopped(stop_rx.clone());
     tasks.push((
         "grpc",
         tokio::spawn(async move {
             let served = grpc_router
-                .serve_with_incoming_shutdown(
-                    crate::etcd::authority::incoming(grpc_listener),
-                    async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    },
-                )
+                .serve_with_incoming_shutdown(crate::etcd::authority::incoming(grpc_listener), stop)
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "etcd gRPC server failed");
@@ -240,27 +232,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         join: config.join.clone(),
         bootstrap_expect: config.bootstrap_expect,
     };
-    let mut stop = stop_rx.clone();
-    tasks.push((
-        "bootstrap",
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = bootstrap.run() => {}
-                _ = stop.wait_for(|stopped| *stopped) => {}
-            }
-        }),
-    ));
-
-    let observed = registry.raft().clone();
-    let mut stop = stop_rx.clone();
-    tasks.push((
+    tasks.push(until_stopped("bootstrap", &stop_rx, bootstrap.run()));
+    tasks.push(until_stopped(
         "raft-observer",
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = crate::raft::observer::log_transitions(observed) => {}
-                _ = stop.wait_for(|stopped| *stopped) => {}
-            }
-        }),
+        &stop_rx,
+        crate::raft::observer::log_transitions(registry.raft().clone()),
     ));
 
     let compactor = crate::compactor::Compactor {
@@ -268,16 +244,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         retention: config.kv_history_retention,
         interval: config.compaction_interval,
     };
-    let mut stop = stop_rx;
-    tasks.push((
-        "compactor",
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = compactor.run() => {}
-                _ = stop.wait_for(|stopped| *stopped) => {}
-            }
-        }),
-    ));
+    tasks.push(until_stopped("compactor", &stop_rx, compactor.run()));
 
     identity::write_advertised(&data_dir, &advertised).map_err(data_dir_err)?;
     Ok(RunningServer {

@@ -201,7 +201,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Named tasks, for the server to wait on at shutdown.
-pub type Tasks = Vec<(&'static str, JoinHandle<()>)>;
+pub type Tasks = Vec<crate::tasks::Task>;
 
 /// Starts the health tasks; each ends when `stop` turns true.
 pub fn start(
@@ -229,16 +229,7 @@ pub fn start(
 
     let mut tasks = Vec::new();
     let mut spawn = |name: &'static str, task: futures::future::BoxFuture<'static, ()>| {
-        let mut stop = stop.clone();
-        tasks.push((
-            name,
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = task => {}
-                    _ = stop.wait_for(|stopped| *stopped) => {}
-                }
-            }),
-        ));
+        tasks.push(crate::tasks::until_stopped(name, &stop, task));
     };
     spawn(
         "health-view",
