@@ -235,10 +235,10 @@ pub async fn watch(target: &Target, command: WatchCommand) -> anyhow::Result<()>
         println!("{stamp} {} (index {new_index}):", args.name);
         let rows = instance_rows(&entries);
         if rows.is_empty() {
-            println!("  (no instances)");
+            println!("(no instances)");
         } else {
             print_table(
-                ["  Node", "ServiceID", "Address", "Status", "Checks"],
+                ["Node", "ServiceID", "Address", "Status", "Checks"],
                 &rows,
             );
         }
