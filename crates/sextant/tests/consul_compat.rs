@@ -125,6 +125,45 @@ async fn the_articles_go_registration_is_accepted_byte_for_byte() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_tags_must_all_match() {
+    let dev = dev().await;
+    let http = dev.http();
+    for (id, tags) in [("web-1", r#"["a","b"]"#), ("web-2", r#"["a"]"#)] {
+        let body = format!(r#"{{"Name":"web","ID":"{id}","Port":80,"Tags":{tags}}}"#);
+        let reply = http
+            .put("/v1/agent/service/register", body)
+            .await
+            .expect("register");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    for path in ["/v1/health/service/web", "/v1/catalog/service/web"] {
+        let ids = |answer: Value| -> Vec<String> {
+            let mut ids: Vec<String> = answer
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    let id = e.pointer("/Service/ID").or_else(|| e.get("ServiceID"));
+                    id.and_then(Value::as_str).unwrap_or("").to_string()
+                })
+                .collect();
+            ids.sort();
+            ids
+        };
+        let one: Value = http
+            .get_json(&format!("{path}?tag=a"))
+            .await
+            .expect("query");
+        assert_eq!(ids(one), ["web-1", "web-2"], "{path}?tag=a");
+        let both: Value = http
+            .get_json(&format!("{path}?tag=a&tag=b"))
+            .await
+            .expect("query");
+        assert_eq!(ids(both), ["web-1"], "{path}?tag=a&tag=b");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_registrations_get_400_with_a_reason_and_store_nothing() {
     let dev = dev().await;
     let http = dev.http();

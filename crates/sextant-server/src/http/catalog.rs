@@ -50,12 +50,10 @@ pub async fn service(
     params: Params,
 ) -> Result<ServiceAnswer, HttpError> {
     let filter = parse_filter(&params)?;
-    let tag = params.text("tag").map(str::to_owned);
-    let key = format!(
-        "catalog/{name}?tag={}&filter={}",
-        tag.as_deref().unwrap_or(""),
-        params.text("filter").unwrap_or("")
-    );
+    // Several `?tag=` must all be present, as in Consul.
+    let tags = params.all("tag").to_vec();
+    // Debug formatting quotes every part, so no two queries share a key.
+    let key = format!("{:?}", ("catalog", &name, &tags, params.text("filter")));
     service_query::query(
         &http.registry,
         &http.shared,
@@ -67,7 +65,7 @@ pub async fn service(
                 .catalog()
                 .instances(&name)
                 .iter()
-                .filter(|i| tag.as_ref().is_none_or(|t| i.service.tags.contains(t)))
+                .filter(|i| tags.iter().all(|t| i.service.tags.contains(t)))
                 .map(|i| render::catalog_service(i.node, i.service))
                 .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v)))
                 .collect();

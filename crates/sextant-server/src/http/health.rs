@@ -32,11 +32,12 @@ pub async fn service(
 ) -> Result<ServiceAnswer, HttpError> {
     let filter = parse_filter(&params)?;
     let passing = passing_only(&params);
-    let tag = params.text("tag").map(str::to_owned);
+    // Several `?tag=` must all be present, as in Consul.
+    let tags = params.all("tag").to_vec();
+    // Debug formatting quotes every part, so no two queries share a key.
     let key = format!(
-        "health/{name}?passing={passing}&tag={}&filter={}",
-        tag.as_deref().unwrap_or(""),
-        params.text("filter").unwrap_or("")
+        "{:?}",
+        ("health", &name, passing, &tags, params.text("filter"))
     );
     service_query::query(
         &http.registry,
@@ -50,7 +51,7 @@ pub async fn service(
                 .instances(&name)
                 .iter()
                 .filter(|i| !passing || i.status() == CheckStatus::Passing)
-                .filter(|i| tag.as_ref().is_none_or(|t| i.service.tags.contains(t)))
+                .filter(|i| tags.iter().all(|t| i.service.tags.contains(t)))
                 .map(|i| render::health_entry(catalog, i))
                 .filter(|v| filter.as_ref().is_none_or(|f| f.matches(v)))
                 .collect();
@@ -67,10 +68,7 @@ pub async fn checks(
     params: Params,
 ) -> Result<ServiceAnswer, HttpError> {
     let filter = parse_filter(&params)?;
-    let key = format!(
-        "checks/{name}?filter={}",
-        params.text("filter").unwrap_or("")
-    );
+    let key = format!("{:?}", ("checks", &name, params.text("filter")));
     service_query::query(
         &http.registry,
         &http.shared,

@@ -18,7 +18,8 @@ const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 /// The decoded query string. Flags count by their presence, as in Consul.
 #[derive(Debug, Default)]
 pub struct Params {
-    values: BTreeMap<String, String>,
+    /// Every value given for each name, in order (`?tag=a&tag=b`).
+    values: BTreeMap<String, Vec<String>>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -28,7 +29,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let query = parts.uri.query().unwrap_or("");
         let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)?;
         Ok(Self {
-            values: pairs.into_iter().collect(),
+            values: pairs
+                .into_iter()
+                .fold(BTreeMap::new(), |mut values, (name, value)| {
+                    values.entry(name).or_insert_with(Vec::new).push(value);
+                    values
+                }),
         })
     }
 }
@@ -75,12 +81,20 @@ impl Params {
     }
 
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// Every value given for `name`, in order.
+    pub fn all(&self, name: &str) -> &[String] {
+        self.values.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// An unsigned number; `reason` is the error text Consul gives for a bad one.
     pub fn u64(&self, name: &str, reason: &str) -> Result<Option<u64>, HttpError> {
-        match self.values.get(name) {
+        match self.text(name) {
             None => Ok(None),
             Some(text) => text
                 .parse()
