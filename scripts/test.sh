@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*"; }
 
 # Debian packages: etcdctl (etcd-client), dig (bind9-dnsutils), and protoc
-# (protobuf-compiler) for the build of the etcd-client crate the etcd API tests use.
-apt_packages=(etcd-client bind9-dnsutils protobuf-compiler)
+# (protobuf-compiler) for the build of the etcd-client crate the etcd API tests use;
+# Go with the etcd 3.4 clientv3 sources (golang-go, golang-etcd-server-dev) and the
+# Python etcd3 client for /usr/bin/python3 (python3-etcd3) for tests/etcd_compat.
+apt_packages=(etcd-client bind9-dnsutils protobuf-compiler golang-go golang-etcd-server-dev python3-etcd3)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

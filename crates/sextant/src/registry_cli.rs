@@ -237,10 +237,7 @@ pub async fn watch(target: &Target, command: WatchCommand) -> anyhow::Result<()>
         if rows.is_empty() {
             println!("(no instances)");
         } else {
-            print_table(
-                ["Node", "ServiceID", "Address", "Status", "Checks"],
-                &rows,
-            );
+            print_table(["Node", "ServiceID", "Address", "Status", "Checks"], &rows);
         }
         last = Some(entries);
         printed += 1;

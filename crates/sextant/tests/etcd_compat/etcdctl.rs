@@ -64,7 +64,9 @@ async fn run_checks(report: &mut Report, label: &str, endpoint: SocketAddr) -> a
         .output();
     let output = tokio::time::timeout(SCRIPT_TIMEOUT, run)
         .await
-        .with_context(|| format!("{label}: etcdctl_checks.sh did not finish in {SCRIPT_TIMEOUT:?}"))?
+        .with_context(|| {
+            format!("{label}: etcdctl_checks.sh did not finish in {SCRIPT_TIMEOUT:?}")
+        })?
         .with_context(|| format!("{label}: cannot run {}", script.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("===== {label}: etcdctl_checks.sh {endpoint} =====\n{stdout}");

@@ -175,7 +175,9 @@ async fn run_all(report: &mut Report) -> anyhow::Result<()> {
     report.step("the lease has the TTL asked for (10 s)", ttl_ok)?;
     let put = lines.expect(&format!("put {KEY} ")).await;
     report.step("puts the instance's key with the lease", put)?;
-    let found = lines.expect(&format!("found {KEY} = 127.0.0.1:8080 ")).await;
+    let found = lines
+        .expect(&format!("found {KEY} = 127.0.0.1:8080 "))
+        .await;
     report.step("gets the service by prefix", found)?;
     let mut last_renewal = lines.expect("keepalive ttl 10").await?.0;
 
@@ -183,7 +185,10 @@ async fn run_all(report: &mut Report) -> anyhow::Result<()> {
         Some(lease) if lease != 0 => Ok(lease),
         other => Err(anyhow!("{KEY} by prefix: lease {other:?}")),
     });
-    let lease = report.step("etcd-client sees the key by prefix, attached to a lease", seen)?;
+    let lease = report.step(
+        "etcd-client sees the key by prefix, attached to a lease",
+        seen,
+    )?;
 
     // Renewals must carry the lease past its TTL: watch the key for a whole
     // TTL and more while the program keeps it alive.
@@ -199,7 +204,10 @@ async fn run_all(report: &mut Report) -> anyhow::Result<()> {
                 () = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
             if key_lease(&mut client).await? != Some(lease) {
-                bail!("the key vanished {:?} after the grant", granted_at.elapsed());
+                bail!(
+                    "the key vanished {:?} after the grant",
+                    granted_at.elapsed()
+                );
             }
         }
         let left = client

@@ -18,8 +18,10 @@ use crate::BIN;
 pub const SUITE: Suite = Suite {
     id: "python-etcd3",
     client: "Python etcd3",
-    scope: "KV, Txn, leases (refresh, TimeToLive, revoke, expiry), `client.lock` (lease + Txn), \
-            watch with history; a watch across a leader SIGKILL: no gap, no duplicate",
+    scope: "KV, Txn, leases (refresh, TimeToLive, revoke, expiry), a lock from lease + Txn \
+            (`client.lock`, and a Txn on the same key for contention), watch with history; a watch \
+            across a leader SIGKILL (on a follower, and resumed on another server): no gap, no \
+            duplicate",
 };
 
 /// Debian's interpreter: the one python3-etcd3 is installed for.
@@ -39,7 +41,8 @@ async fn run_all(report: &mut Report) -> anyhow::Result<()> {
     let mut cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
     let leader = cluster.leader_index().await;
     let followers = cluster.follower_indexes().await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/etcd_compat/python/etcd3_interop.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/etcd_compat/python/etcd3_interop.py");
     let mut command = Command::new(PYTHON);
     command
         .arg(&script)

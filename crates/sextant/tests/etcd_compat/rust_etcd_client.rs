@@ -107,12 +107,22 @@ async fn kv(c: &mut Client) -> anyhow::Result<()> {
         .await?;
     let listed: Vec<(&[u8], &[u8])> = got.kvs().iter().map(|kv| (kv.key(), kv.value())).collect();
     ensure!(
-        listed == [(format!("{P}/kv/a").as_bytes(), &b"1"[..]), (format!("{P}/kv/b").as_bytes(), &b"2"[..])],
+        listed
+            == [
+                (format!("{P}/kv/a").as_bytes(), &b"1"[..]),
+                (format!("{P}/kv/b").as_bytes(), &b"2"[..])
+            ],
         "prefix listing {listed:?}"
     );
-    ensure!(got.kvs()[0].create_revision() == rev, "create revision of a");
+    ensure!(
+        got.kvs()[0].create_revision() == rev,
+        "create revision of a"
+    );
     let deleted = c
-        .delete(format!("{P}/kv/a"), Some(etcd_client::DeleteOptions::new().with_prev_key()))
+        .delete(
+            format!("{P}/kv/a"),
+            Some(etcd_client::DeleteOptions::new().with_prev_key()),
+        )
         .await?;
     ensure!(deleted.deleted() == 1, "deleted {}", deleted.deleted());
     ensure!(
@@ -134,14 +144,23 @@ async fn txn(c: &mut Client) -> anyhow::Result<()> {
                     Compare::value(k.as_str(), CompareOp::Equal, "v1"),
                     Compare::version(k.as_str(), CompareOp::Greater, 0),
                 ])
-                .and_then([TxnOp::put(k.as_str(), "v2", None), TxnOp::get(k.as_str(), None)])
+                .and_then([
+                    TxnOp::put(k.as_str(), "v2", None),
+                    TxnOp::get(k.as_str(), None),
+                ])
                 .or_else([TxnOp::put(k.as_str(), "wrong", None)]),
         )
         .await?;
-    ensure!(done.succeeded(), "matching compares take the success branch");
+    ensure!(
+        done.succeeded(),
+        "matching compares take the success branch"
+    );
     match done.op_responses().get(1) {
         Some(TxnOpResponse::Get(got)) => {
-            ensure!(got.kvs().first().map(|kv| kv.value()) == Some(&b"v2"[..]), "get in txn");
+            ensure!(
+                got.kvs().first().map(|kv| kv.value()) == Some(&b"v2"[..]),
+                "get in txn"
+            );
         }
         other => bail!("second txn response {other:?}"),
     }
@@ -153,19 +172,29 @@ async fn txn(c: &mut Client) -> anyhow::Result<()> {
                 .or_else([TxnOp::get(k.as_str(), None)]),
         )
         .await?;
-    ensure!(!refused.succeeded(), "create_revision == 0 fails on an existing key");
+    ensure!(
+        !refused.succeeded(),
+        "create_revision == 0 fails on an existing key"
+    );
     let current = c.get(k.as_str(), None).await?;
     let kv = current.kvs().first().context("k exists")?;
     ensure!(kv.value() == b"v2", "the failure branch wrote nothing");
     let deleted = c
         .txn(
             Txn::new()
-                .when([Compare::mod_revision(k.as_str(), CompareOp::Equal, kv.mod_revision())])
+                .when([Compare::mod_revision(
+                    k.as_str(),
+                    CompareOp::Equal,
+                    kv.mod_revision(),
+                )])
                 .and_then([TxnOp::delete(k.as_str(), None)]),
         )
         .await?;
     ensure!(deleted.succeeded(), "mod_revision compare");
-    ensure!(c.get(k.as_str(), None).await?.kvs().is_empty(), "txn delete applied");
+    ensure!(
+        c.get(k.as_str(), None).await?.kvs().is_empty(),
+        "txn delete applied"
+    );
     Ok(())
 }
 
@@ -178,7 +207,11 @@ async fn lock_acquire(c: &mut Client, name: &str, lease: i64) -> anyhow::Result<
     c.txn(
         Txn::new()
             .when([Compare::create_revision(mine.as_str(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(mine.as_str(), "", Some(PutOptions::new().with_lease(lease)))]),
+            .and_then([TxnOp::put(
+                mine.as_str(),
+                "",
+                Some(PutOptions::new().with_lease(lease)),
+            )]),
     )
     .await?;
     loop {
@@ -203,7 +236,10 @@ async fn lock_acquire(c: &mut Client, name: &str, lease: i64) -> anyhow::Result<
         }
         let before = queue.kvs()[position - 1].key().to_vec();
         let mut stream = c
-            .watch(before, Some(WatchOptions::new().with_start_revision(revision + 1)))
+            .watch(
+                before,
+                Some(WatchOptions::new().with_start_revision(revision + 1)),
+            )
             .await?;
         'wait: loop {
             let response = stream.message().await?.context("watch ended")?;
@@ -245,12 +281,18 @@ async fn wait_registered(c: &mut Client, name: &str, count: usize) -> anyhow::Re
     let start = Instant::now();
     loop {
         let got = c
-            .get(format!("{name}/"), Some(GetOptions::new().with_prefix().with_count_only()))
+            .get(
+                format!("{name}/"),
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
             .await?;
         if usize::try_from(got.count())? == count {
             return Ok(());
         }
-        ensure!(start.elapsed() < DEADLINE, "{count} contenders never registered");
+        ensure!(
+            start.elapsed() < DEADLINE,
+            "{count} contenders never registered"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -344,7 +386,10 @@ fn snapshot(seen: &Mutex<Seen>) -> (Vec<(String, i64, bool)>, Option<String>) {
     (seen.events.clone(), seen.ended.clone())
 }
 
-async fn wait_until<F: FnMut() -> Result<(), String>>(what: &str, mut probe: F) -> anyhow::Result<()> {
+async fn wait_until<F: FnMut() -> Result<(), String>>(
+    what: &str,
+    mut probe: F,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         match probe() {
@@ -427,7 +472,8 @@ async fn keep_alive_loop(
                 Ok(ttl) => kept.ttls.push(ttl),
                 Err(err) => match fallback.take() {
                     Some(next) => {
-                        kept.reconnects.push(format!("{endpoint} failed ({err:#}), now {next}"));
+                        kept.reconnects
+                            .push(format!("{endpoint} failed ({err:#}), now {next}"));
                         endpoint = next;
                         continue 'connect;
                     }
@@ -462,10 +508,18 @@ async fn failover(
     let key_f = format!("{P}/lease/via-follower");
     let key_l = format!("{P}/lease/via-leader");
     writer
-        .put(key_f.as_str(), "x", Some(PutOptions::new().with_lease(via_follower)))
+        .put(
+            key_f.as_str(),
+            "x",
+            Some(PutOptions::new().with_lease(via_follower)),
+        )
         .await?;
     writer
-        .put(key_l.as_str(), "x", Some(PutOptions::new().with_lease(via_leader)))
+        .put(
+            key_l.as_str(),
+            "x",
+            Some(PutOptions::new().with_lease(via_leader)),
+        )
         .await?;
     let (stop_keeping, stop) = watch::channel(false);
     let keep_f = tokio::spawn(keep_alive_loop(
@@ -486,7 +540,11 @@ async fn failover(
     let prefix = format!("{P}/failover/");
     let start = writer.put(format!("{P}/failover-start"), "x", None).await?;
     let start_rev = start.header().map_or(0, |h| h.revision()) + 1;
-    let options = || WatchOptions::new().with_prefix().with_start_revision(start_rev);
+    let options = || {
+        WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(start_rev)
+    };
     let follower_watch = collect(on_other.watch(prefix.as_str(), Some(options())).await?);
     let leader_watch = collect(on_leader.watch(prefix.as_str(), Some(options())).await?);
 
@@ -509,19 +567,23 @@ async fn failover(
     })
     .await?;
 
-    println!("[rust-etcd-client] SIGKILL leader {}", cluster.server(leader).name());
+    println!(
+        "[rust-etcd-client] SIGKILL leader {}",
+        cluster.server(leader).name()
+    );
     cluster.server_mut(leader).kill().await;
     let killed = Instant::now();
 
     for name in &names[before..] {
         put_once(&mut writer, name).await?;
     }
-    wait_until("the killed leader's watch stream to end", || {
-        match snapshot(&leader_watch).1 {
+    wait_until(
+        "the killed leader's watch stream to end",
+        || match snapshot(&leader_watch).1 {
             Some(_) => Ok(()),
             None => Err(String::from("still open")),
-        }
-    })
+        },
+    )
     .await?;
     let (seen_before, _) = snapshot(&leader_watch);
     let last = seen_before.last().map_or(start_rev - 1, |e| e.1);
@@ -529,7 +591,11 @@ async fn failover(
         on_other
             .watch(
                 prefix.as_str(),
-                Some(WatchOptions::new().with_prefix().with_start_revision(last + 1)),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(last + 1),
+                ),
             )
             .await?,
     );
@@ -537,13 +603,22 @@ async fn failover(
     let stored = writer
         .get(
             prefix.as_str(),
-            Some(GetOptions::new().with_prefix().with_sort(SortTarget::Mod, SortOrder::Ascend)),
+            Some(
+                GetOptions::new()
+                    .with_prefix()
+                    .with_sort(SortTarget::Mod, SortOrder::Ascend),
+            ),
         )
         .await?;
     let expected: Vec<(String, i64)> = stored
         .kvs()
         .iter()
-        .map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.mod_revision()))
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                kv.mod_revision(),
+            )
+        })
         .collect();
     let keys: Vec<&String> = expected.iter().map(|(k, _)| k).collect();
     ensure!(
@@ -555,7 +630,11 @@ async fn failover(
     let end = names.last().cloned().unwrap_or_default();
     let has_end = |events: &[(String, i64, bool)]| events.iter().any(|(k, _, _)| *k == end);
     let on_follower = wait_until("the follower's watch to reach the last write", || {
-        if has_end(&snapshot(&follower_watch).0) { Ok(()) } else { Err(String::from("not yet")) }
+        if has_end(&snapshot(&follower_watch).0) {
+            Ok(())
+        } else {
+            Err(String::from("not yet"))
+        }
     })
     .await
     .and_then(|()| exactly(&snapshot(&follower_watch).0, &expected).map_err(|e| anyhow!(e)));
@@ -564,7 +643,11 @@ async fn failover(
         on_follower,
     )?;
     let on_resumed = wait_until("the resumed watch to reach the last write", || {
-        if has_end(&snapshot(&resumed).0) { Ok(()) } else { Err(String::from("not yet")) }
+        if has_end(&snapshot(&resumed).0) {
+            Ok(())
+        } else {
+            Err(String::from("not yet"))
+        }
     })
     .await
     .and_then(|()| {
@@ -595,7 +678,10 @@ async fn failover(
                 ttl.ttl(),
                 ttl.keys()
             );
-            ensure!(!on_other.get(key.as_str(), None).await?.kvs().is_empty(), "{key} is gone");
+            ensure!(
+                !on_other.get(key.as_str(), None).await?.kvs().is_empty(),
+                "{key} is gone"
+            );
         }
         anyhow::Ok(())
     }
@@ -604,14 +690,29 @@ async fn failover(
     let kept_f = finish(keep_f, "the follower keep-alive loop to stop").await;
     let kept_l = finish(keep_l, "the leader keep-alive loop to stop").await;
     let positive = |kept: &Kept| -> anyhow::Result<()> {
-        println!("[rust-etcd-client] keep-alive TTLs {:?}, reconnects {:?}", kept.ttls, kept.reconnects);
-        ensure!(kept.ttls.len() > 5, "only {} keep-alives answered", kept.ttls.len());
-        ensure!(kept.ttls.iter().all(|&t| t > 0), "a keep-alive answered TTL <= 0: {:?}", kept.ttls);
+        println!(
+            "[rust-etcd-client] keep-alive TTLs {:?}, reconnects {:?}",
+            kept.ttls, kept.reconnects
+        );
+        ensure!(
+            kept.ttls.len() > 5,
+            "only {} keep-alives answered",
+            kept.ttls.len()
+        );
+        ensure!(
+            kept.ttls.iter().all(|&t| t > 0),
+            "a keep-alive answered TTL <= 0: {:?}",
+            kept.ttls
+        );
         Ok(())
     };
     let through_follower = kept_f.and_then(|kept| {
         positive(&kept)?;
-        ensure!(kept.reconnects.is_empty(), "reconnected: {:?}", kept.reconnects);
+        ensure!(
+            kept.reconnects.is_empty(),
+            "reconnected: {:?}",
+            kept.reconnects
+        );
         Ok(())
     });
     report.step(
@@ -620,7 +721,11 @@ async fn failover(
     )?;
     let reconnected = kept_l.and_then(|kept| {
         positive(&kept)?;
-        ensure!(kept.reconnects.len() == 1, "reconnects: {:?}", kept.reconnects);
+        ensure!(
+            kept.reconnects.len() == 1,
+            "reconnects: {:?}",
+            kept.reconnects
+        );
         Ok(())
     });
     report.step(
@@ -641,11 +746,18 @@ async fn failover(
             if f && l {
                 return anyhow::Ok(());
             }
-            ensure!(since.elapsed() < DEADLINE, "keys still there {:?} after keep-alives stopped", since.elapsed());
+            ensure!(
+                since.elapsed() < DEADLINE,
+                "keys still there {:?} after keep-alives stopped",
+                since.elapsed()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
     .await;
-    report.step("once keep-alives stop, the leases expire and take their keys", expired)?;
+    report.step(
+        "once keep-alives stop, the leases expire and take their keys",
+        expired,
+    )?;
     Ok(())
 }
