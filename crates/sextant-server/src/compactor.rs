@@ -34,7 +34,11 @@ impl Compactor {
                 continue;
             }
             let Some(revision) = self.due() else { continue };
-            match self.registry.write(Op::KvCompact { revision }).await {
+            match self
+                .registry
+                .write_as_leader(Op::KvCompact { revision })
+                .await
+            {
                 Ok(_) => tracing::info!(revision, "compacted the key history"),
                 Err(e) => tracing::debug!(revision, error = %e, "compaction not done"),
             }

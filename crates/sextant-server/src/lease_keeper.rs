@@ -110,10 +110,23 @@ impl LeaseKeeper {
         state.machine.leases().get(id).map(|l| l.ttl_secs)
     }
 
+    /// "No such lease" — unless this leader has not applied its whole log
+    /// yet, when the grant may be among the entries still to apply: then ask
+    /// the client to retry rather than tell it its lease is gone.
+    fn unknown_lease(&self) -> KeeperResponse {
+        if self.registry.applied_own_log() {
+            Ok(None)
+        } else {
+            Err(RemoteError::NotLeader { leader: None })
+        }
+    }
+
     /// The leader side of a keep-alive or remaining-TTL question.
     pub fn answer_local(&self, request: KeeperRequest) -> KeeperResponse {
         let leading = self.lock().leading;
-        if !leading {
+        // A leader cut off from the majority may already have a successor
+        // that expires the lease: it must not promise the client more time.
+        if !leading || !self.registry.holds_leader_lease() {
             return Err(RemoteError::NotLeader {
                 leader: self.registry.leader(),
             });
@@ -121,14 +134,14 @@ impl LeaseKeeper {
         match request {
             KeeperRequest::KeepAlive { id } => {
                 let Some(granted) = self.granted_ttl(id) else {
-                    return Ok(None);
+                    return self.unknown_lease();
                 };
                 self.lock().set(id, Instant::now() + ttl(granted));
                 Ok(Some(granted))
             }
             KeeperRequest::Remaining { id } => {
                 let Some(granted) = self.granted_ttl(id) else {
-                    return Ok(None);
+                    return self.unknown_lease();
                 };
                 let now = Instant::now();
                 let mut deadlines = self.lock();
@@ -272,7 +285,7 @@ impl LeaseKeeper {
                 return;
             }
         }
-        match self.registry.write(Op::LeaseRevoke { id }).await {
+        match self.registry.write_as_leader(Op::LeaseRevoke { id }).await {
             Ok(outcome) => {
                 if matches!(outcome.response, Response::Done) {
                     tracing::info!(lease = id, "lease expired and was revoked");

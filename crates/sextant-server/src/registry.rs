@@ -64,6 +64,9 @@ pub struct RegistryConfig {
     pub request_timeout: Duration,
     /// How long one forwarded call to the leader may take.
     pub forward_timeout: Duration,
+    /// Raft's election timeout: a leader that has not heard from a quorum for
+    /// this long may have been replaced without knowing it.
+    pub election_timeout: Duration,
 }
 
 pub struct Registry {
@@ -166,6 +169,31 @@ impl Registry {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
+    /// Whether this server has applied every entry of its own log. A new
+    /// leader has not, until the entries its predecessor committed are
+    /// committed again: until then "not found" may be wrong.
+    pub fn applied_own_log(&self) -> bool {
+        let last_log_index = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+        self.state.revision() >= last_log_index
+    }
+
+    /// Whether this server leads and a quorum acknowledged it within one
+    /// election timeout, so no other leader can have been elected meanwhile.
+    ///
+    /// openraft keeps a leader cut off from the majority in place until it
+    /// hears of a higher term; answers that only a current leader may give —
+    /// lease keep-alives, session renewals, leader-consistency reads — need
+    /// this instead of [`Registry::is_leader`].
+    pub fn holds_leader_lease(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let lease_ms = self.config.election_timeout.as_millis() as u64;
+        metrics.state == ServerState::Leader
+            && metrics
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms <= lease_ms)
+    }
+
     /// Proposes `op` and waits until it is committed by a majority and applied.
     pub async fn write(&self, op: Op) -> Result<WriteOutcome, RegistryError> {
         let command = Command::new(now_ms(), op);
@@ -174,6 +202,9 @@ impl Registry {
             let leader = match self.write_local(command.clone()).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(RemoteError::ShuttingDown) => return Err(RegistryError::ShuttingDown),
+                Err(RemoteError::Unknown(reason)) => {
+                    return Err(RegistryError::Indeterminate { reason })
+                }
                 Err(RemoteError::Membership(e) | RemoteError::Busy(e)) => {
                     return Err(RegistryError::Membership(e))
                 }
@@ -195,7 +226,13 @@ impl Registry {
                 match answer {
                     Ok(Ok(outcome)) => return Ok(outcome),
                     Ok(Err(RemoteError::NotLeader { .. })) => {}
-                    Ok(Err(RemoteError::ShuttingDown)) => {}
+                    // The leader may have appended the entry before it failed
+                    // or stopped: a retry could apply the write twice.
+                    Ok(Err(e @ (RemoteError::ShuttingDown | RemoteError::Unknown(_)))) => {
+                        return Err(RegistryError::Indeterminate {
+                            reason: e.to_string(),
+                        })
+                    }
                     Ok(Err(RemoteError::Membership(e) | RemoteError::Busy(e))) => {
                         return Err(RegistryError::Membership(e))
                     }
@@ -215,19 +252,51 @@ impl Registry {
     }
 
     /// Proposes on this server if it leads; the leader side of a forwarded write.
+    ///
+    /// `ShuttingDown` means the command was never proposed (safe to retry
+    /// elsewhere); `Unknown` means it was handed to Raft but no outcome came
+    /// back in time, so it may still be committed.
     pub async fn write_local(&self, command: Command) -> ForwardResponse {
-        match self.raft.client_write(command).await {
-            Ok(response) => Ok(WriteOutcome {
+        let responder = match self.raft.client_write_ff(command).await {
+            Ok(responder) => responder,
+            Err(_) => return Err(RemoteError::ShuttingDown),
+        };
+        let answer = tokio::time::timeout(self.config.request_timeout, responder).await;
+        match answer {
+            Ok(Ok(Ok(response))) => Ok(WriteOutcome {
                 index: response.log_id.index,
                 response: response.data,
             }),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(not_leader(forward))
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Ok(Ok(Err(ClientWriteError::ForwardToLeader(forward)))) => Err(not_leader(forward)),
+            Ok(Ok(Err(ClientWriteError::ChangeMembershipError(e)))) => {
                 Err(RemoteError::Membership(e.to_string()))
             }
-            Err(RaftError::Fatal(_)) => Err(RemoteError::ShuttingDown),
+            Ok(Err(_)) => Err(RemoteError::Unknown(
+                "Raft stopped before the write's outcome was known".into(),
+            )),
+            Err(_) => Err(RemoteError::Unknown(format!(
+                "no outcome within {:?} (is a quorum reachable?)",
+                self.config.request_timeout
+            ))),
+        }
+    }
+
+    /// Proposes a duty that only the current leader performs (expiring a
+    /// lease or a session, compacting). Never forwarded: if leadership moved
+    /// since the duty fell due, the new leader decides for itself — a stale
+    /// leader's verdict must not be carried out by its successor.
+    pub async fn write_as_leader(&self, op: Op) -> Result<WriteOutcome, RegistryError> {
+        if !self.holds_leader_lease() {
+            return Err(RegistryError::NoLeader);
+        }
+        match self.write_local(Command::new(now_ms(), op)).await {
+            Ok(outcome) => Ok(outcome),
+            Err(RemoteError::NotLeader { .. }) => Err(RegistryError::NoLeader),
+            Err(RemoteError::ShuttingDown) => Err(RegistryError::ShuttingDown),
+            Err(RemoteError::Unknown(reason)) => Err(RegistryError::Indeterminate { reason }),
+            Err(RemoteError::Membership(e) | RemoteError::Busy(e)) => {
+                Err(RegistryError::Membership(e))
+            }
         }
     }
 
@@ -235,13 +304,12 @@ impl Registry {
     pub async fn read_index_local(&self, request: ReadIndexRequest) -> ReadIndexResponse {
         match request {
             ReadIndexRequest::Leader => {
-                let metrics = self.raft.metrics().borrow().clone();
-                if metrics.state != ServerState::Leader {
+                if !self.holds_leader_lease() {
                     return Err(RemoteError::NotLeader {
                         leader: self.leader(),
                     });
                 }
-                Ok(self.leader_log_end(&metrics))
+                Ok(self.leader_log_end(&self.metrics()))
             }
             ReadIndexRequest::Quorum => match self.raft.get_read_log_id().await {
                 Ok((read_log_id, applied)) => {
@@ -443,6 +511,7 @@ impl Registry {
             RemoteError::Membership(e) | RemoteError::Busy(e) => RegistryError::Membership(e),
             RemoteError::ShuttingDown => RegistryError::ShuttingDown,
             RemoteError::NotLeader { .. } => RegistryError::NoLeader,
+            RemoteError::Unknown(reason) => RegistryError::Indeterminate { reason },
         };
         self.raft
             .add_learner(request.id, request.node, false)

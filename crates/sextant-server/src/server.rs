@@ -51,6 +51,9 @@ pub enum StartError {
     Health(String),
 }
 
+/// How long the server's tasks get to finish on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// A started server. Dropping it does not stop it: call [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub advertised: Advertised,
@@ -108,6 +111,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         grpc_addr: advertised.grpc.to_string(),
     };
 
+    // Recorded before anything starts, so that a port chosen now is the one
+    // this server comes back on, whatever happens next.
+    identity::write_advertised(&data_dir, &advertised).map_err(data_dir_err)?;
+
     let log_store = LogStore::open(data_dir.join("raft-log"), LogStoreConfig::default())
         .map_err(|e| StartError::Log(e.to_string()))?;
     let state_machine = StateMachineStore::open(SnapshotFile::new(data_dir.join("snapshots")))?;
@@ -137,6 +144,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         RegistryConfig {
             request_timeout: (config.election_timeout * 10).max(Duration::from_secs(5)),
             forward_timeout: (config.election_timeout * 5).max(Duration::from_secs(2)),
+            election_timeout: config.election_timeout,
         },
     ));
     let discovery = Arc::new(Discovery::new(registry.clone()));
@@ -167,14 +175,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }),
     ));
 
-    let (health, health_tasks) = crate::health::start(
+    let (health, health_tasks) = match crate::health::start(
         registry.clone(),
         discovery.clone(),
         peers.clone(),
         config.health.clone(),
         stop_rx.clone(),
-    )
-    .map_err(StartError::Health)?;
+    ) {
+        Ok(started) => started,
+        Err(e) => {
+            // Leave nothing running behind a failed start.
+            stop_tx.send_replace(true);
+            for (_, task) in tasks {
+                task.abort();
+            }
+            let _ = registry.raft().shutdown().await;
+            return Err(StartError::Health(e));
+        }
+    };
     tasks.extend(health_tasks);
     let router = crate::http::router(crate::http::HttpState {
         registry: registry.clone(),
@@ -246,7 +264,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     };
     tasks.push(until_stopped("compactor", &stop_rx, compactor.run()));
 
-    identity::write_advertised(&data_dir, &advertised).map_err(data_dir_err)?;
     Ok(RunningServer {
         advertised,
         registry,
@@ -276,12 +293,14 @@ impl RunningServer {
             Ok(())
         };
         self.stop_tx.send_replace(true);
-        for (name, task) in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                tracing::warn!(task = name, "did not stop within 5s");
+        // One grace period for all tasks together; what is still running after
+        // it (a blocking query parked for minutes, a client not reading its
+        // stream) is aborted, not left behind.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for (name, mut task) in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(task = name, "did not stop in time; aborted");
+                task.abort();
             }
         }
         if let Err(e) = self.registry.raft().shutdown().await {

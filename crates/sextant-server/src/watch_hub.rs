@@ -19,6 +19,9 @@ use tokio::sync::{broadcast, watch};
 /// How many applied batches a key watcher may fall behind before it must resync.
 const KV_BACKLOG: usize = 4096;
 
+/// Below this many service watches, unwatched names are only pruned on publish.
+const SERVICE_WATCHES_PRUNE_AT: usize = 1024;
+
 /// The key changes of one applied batch of entries.
 #[derive(Debug)]
 pub struct AppliedBatch {
@@ -96,6 +99,12 @@ impl WatchHub {
     /// A watch that moves whenever the instances of service `name` change.
     pub fn subscribe_service(&self, name: &str) -> watch::Receiver<u64> {
         let mut watches = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        // Names come from request URLs: while the catalog is idle (no publish
+        // to prune them) forget the unwatched ones here, whenever the map has
+        // doubled, so its size stays proportional to the live watches.
+        if watches.len() >= SERVICE_WATCHES_PRUNE_AT && watches.len().is_power_of_two() {
+            watches.retain(|_, sender| sender.receiver_count() > 0);
+        }
         watches
             .entry(name.to_string())
             .or_insert_with(|| watch::channel(0).0)
@@ -124,6 +133,16 @@ mod tests {
         drop(hub.subscribe_service("web"));
         hub.publish(3, Vec::new(), &BTreeSet::from(["web".to_string()]));
         assert!(hub.services.lock().map(|w| w.is_empty()).unwrap_or(false));
+    }
+
+    #[tokio::test]
+    async fn unwatched_names_do_not_pile_up_while_nothing_is_published() {
+        let hub = WatchHub::default();
+        for n in 0..10_000 {
+            drop(hub.subscribe_service(&format!("svc-{n}")));
+        }
+        let kept = hub.services.lock().map(|w| w.len()).unwrap_or(usize::MAX);
+        assert!(kept <= 2 * SERVICE_WATCHES_PRUNE_AT, "{kept} names kept");
     }
 
     #[tokio::test]

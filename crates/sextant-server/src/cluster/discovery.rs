@@ -29,8 +29,17 @@ impl Discovery {
 
     /// Records the servers another one told us of.
     pub fn learn(&self, servers: &BTreeMap<NodeId, ServerNode>) {
+        let own_id = self.registry.id();
+        let own_addr = &self.registry.node().raft_addr;
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         for (id, node) in servers {
+            // An old identity of this very server, still remembered elsewhere.
+            if *id != own_id && node.raft_addr == *own_addr {
+                continue;
+            }
+            // A server whose data was wiped comes back with a new id at the
+            // same address: its old id must not count towards bootstrap_expect.
+            known.retain(|other, n| other == id || n.raft_addr != node.raft_addr);
             known.insert(*id, node.clone());
         }
     }

@@ -31,7 +31,6 @@ mod writer;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
 use sextant_state::catalog::{CheckKind, CheckStatus};
 use sextant_state::Op;
 use tokio::sync::watch;
@@ -181,7 +180,7 @@ impl Health {
     /// Restarts a session's TTL on the leader. `false` if this server does
     /// not lead (the caller passes the request on).
     pub fn renew_session(&self, id: &str, ttl: Duration) -> bool {
-        if self.registry.metrics().state != ServerState::Leader {
+        if !self.registry.holds_leader_lease() {
             return false;
         }
         self.session_timers().renew(id, ttl, Instant::now());

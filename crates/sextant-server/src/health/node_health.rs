@@ -41,7 +41,7 @@ pub async fn run(health: Arc<Health>) {
             continue;
         }
         for op in needed_writes(&health) {
-            if let Err(e) = health.registry.write(op).await {
+            if let Err(e) = health.registry.write_as_leader(op).await {
                 tracing::debug!(error = %e, "node health write failed; retrying next round");
                 break;
             }

@@ -83,7 +83,7 @@ pub async fn run(health: Arc<Health>) {
             tracing::info!(session = %id, "session TTL expired; destroying it");
             match health
                 .registry
-                .write(Op::DestroySession { id: id.clone() })
+                .write_as_leader(Op::DestroySession { id: id.clone() })
                 .await
             {
                 Ok(_) => health.session_timers().forget(&id),

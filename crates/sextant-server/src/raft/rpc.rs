@@ -87,6 +87,9 @@ pub enum RemoteError {
     Busy(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The write was handed to Raft, but its outcome is not known.
+    #[error("the outcome of the write is unknown: {0}")]
+    Unknown(String),
 }
 
 pub type ForwardResponse = Result<WriteOutcome, RemoteError>;
