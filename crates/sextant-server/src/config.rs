@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub kv_history_retention: u64,
     /// How often the leader checks whether the history needs compacting.
     pub compaction_interval: Duration,
+    /// How many applied batches a watcher may fall behind before it is
+    /// resynced from the history instead of fed batch by batch.
+    pub watch_backlog: usize,
     /// The etcd v3 API on `grpc_addr`.
     pub etcd: crate::etcd::EtcdConfig,
     /// Health checking, check ownership, session TTLs.
@@ -59,6 +62,7 @@ impl ServerConfig {
             max_value_bytes: 512 * 1024,
             kv_history_retention: 100_000,
             compaction_interval: Duration::from_secs(60),
+            watch_backlog: crate::watch_hub::KV_BACKLOG,
             etcd: crate::etcd::EtcdConfig::default(),
             health: crate::health::HealthConfig::default(),
         }

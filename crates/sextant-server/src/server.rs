@@ -117,7 +117,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let log_store = LogStore::open(data_dir.join("raft-log"), LogStoreConfig::default())
         .map_err(|e| StartError::Log(e.to_string()))?;
-    let state_machine = StateMachineStore::open(SnapshotFile::new(data_dir.join("snapshots")))?;
+    let state_machine = StateMachineStore::open(
+        SnapshotFile::new(data_dir.join("snapshots")),
+        config.watch_backlog,
+    )?;
     let shared = state_machine.shared();
     let network = Network::default();
     let peers = network.clients.clone();

@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use sextant_state::kv::KvEvent;
 use tokio::sync::{broadcast, watch};
 
-/// How many applied batches a key watcher may fall behind before it must resync.
-const KV_BACKLOG: usize = 4096;
+/// How many applied batches a key watcher may fall behind before it must
+/// resync, unless configured otherwise.
+pub const KV_BACKLOG: usize = 4096;
 
 /// Below this many service watches, unwatched names are only pruned on publish.
 const SERVICE_WATCHES_PRUNE_AT: usize = 1024;
@@ -44,14 +45,20 @@ pub struct WatchHub {
 
 impl Default for WatchHub {
     fn default() -> Self {
-        Self {
-            kv: broadcast::channel(KV_BACKLOG).0,
-            services: Mutex::new(BTreeMap::new()),
-        }
+        Self::with_capacity(KV_BACKLOG)
     }
 }
 
 impl WatchHub {
+    /// A hub whose key watchers may fall `kv_backlog` batches behind (at
+    /// least one) before they must resync.
+    pub fn with_capacity(kv_backlog: usize) -> Self {
+        Self {
+            kv: broadcast::channel(kv_backlog.max(1)).0,
+            services: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     /// Called by the state machine after each applied batch.
     pub fn publish(&self, revision: u64, kv_events: Vec<KvEvent>, services: &BTreeSet<String>) {
         if (!kv_events.is_empty() || !services.is_empty()) && self.kv.receiver_count() > 0 {
@@ -143,6 +150,21 @@ mod tests {
         }
         let kept = hub.services.lock().map(|w| w.len()).unwrap_or(usize::MAX);
         assert!(kept <= 2 * SERVICE_WATCHES_PRUNE_AT, "{kept} names kept");
+    }
+
+    #[tokio::test]
+    async fn a_receiver_behind_the_capacity_lags() {
+        let hub = WatchHub::with_capacity(2);
+        let mut kv = hub.subscribe_kv();
+        let web = BTreeSet::from(["web".to_string()]);
+        for revision in 1..=3 {
+            hub.publish(revision, Vec::new(), &web);
+        }
+        assert!(matches!(
+            kv.recv().await,
+            Err(broadcast::error::RecvError::Lagged(1))
+        ));
+        assert_eq!(kv.recv().await.map(|b| b.revision).ok(), Some(2));
     }
 
     #[tokio::test]

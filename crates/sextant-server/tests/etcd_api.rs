@@ -6,8 +6,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
-    WatchStream,
+    Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchFilterType,
+    WatchOptions, WatchStream,
 };
 use sextant_server::{start, RunningServer, ServerConfig};
 use sextant_state::catalog::{Node, Service};
@@ -500,6 +500,89 @@ async fn the_catalog_is_visible_read_only_under_its_prefix() {
         .await
         .expect_err("the view is read-only");
     assert!(err.to_string().contains("permission denied"), "{err}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_watch_from_the_past_replays_puts_unless_filtered() {
+    let h = Harness::start().await;
+    let mut c = h.client.clone();
+    let registry = h.server().registry.clone();
+    let prefix = "/sextant/services/web/";
+    let register = |id: &str| Op::RegisterService {
+        node: "n1".into(),
+        service: Service {
+            id: id.into(),
+            name: "web".into(),
+            port: 8080,
+            ..Service::default()
+        },
+        checks: Vec::new(),
+        replace_checks: false,
+    };
+    registry
+        .write(Op::RegisterNode {
+            node: Node {
+                name: "n1".into(),
+                address: "10.0.0.1".into(),
+                ..Node::default()
+            },
+        })
+        .await
+        .expect("node");
+    registry.write(register("web-1")).await.expect("service");
+
+    // From revision 1, the view's instances are replayed as puts; a NOPUT
+    // watcher gets none of them, a NODELETE watcher all of them.
+    let from_start = || WatchOptions::new().with_prefix().with_start_revision(1);
+    let mut all = c.watch(prefix, Some(from_start())).await.expect("watch");
+    let mut no_put = c
+        .watch(
+            prefix,
+            Some(from_start().with_filters([WatchFilterType::NoPut])),
+        )
+        .await
+        .expect("watch");
+    let mut no_delete = c
+        .watch(
+            prefix,
+            Some(from_start().with_filters([WatchFilterType::NoDelete])),
+        )
+        .await
+        .expect("watch");
+    let web1 = b"/sextant/services/web/n1/web-1".as_slice();
+    let web2 = b"/sextant/services/web/n1/web-2".as_slice();
+    let first = |r: &etcd_client::WatchResponse| {
+        let e = &r.events()[0];
+        (e.event_type(), e.kv().map(|kv| kv.key().to_vec()))
+    };
+    assert_eq!(
+        first(&next_events(&mut all).await),
+        (EventType::Put, Some(web1.to_vec()))
+    );
+    assert_eq!(
+        first(&next_events(&mut no_delete).await),
+        (EventType::Put, Some(web1.to_vec()))
+    );
+
+    registry
+        .write(Op::DeregisterService {
+            node: "n1".into(),
+            service_id: "web-1".into(),
+        })
+        .await
+        .expect("deregister");
+    registry.write(register("web-2")).await.expect("service");
+    let heard = next_events(&mut no_put).await;
+    assert_eq!(heard.events().len(), 1);
+    assert_eq!(first(&heard), (EventType::Delete, Some(web1.to_vec())));
+    let heard = next_events(&mut no_delete).await;
+    assert_eq!(heard.events().len(), 1);
+    assert_eq!(first(&heard), (EventType::Put, Some(web2.to_vec())));
+    assert_eq!(
+        first(&next_events(&mut all).await),
+        (EventType::Delete, Some(web1.to_vec()))
+    );
     h.stop().await;
 }
 

@@ -137,10 +137,7 @@ impl WatchStream {
                 None
             };
             let catalog = if sees_catalog {
-                catalog_view::range(state.machine.catalog(), &key, &end)
-                    .into_iter()
-                    .map(|kv| (kv.key.clone(), kv))
-                    .collect()
+                catalog_in_range(&state.machine, &key, &end)
             } else {
                 BTreeMap::new()
             };
@@ -165,9 +162,12 @@ impl WatchStream {
             catalog: BTreeMap::new(),
         };
         if let Some(Ok(events)) = history {
+            // The view has no history: instances changed since `start` are
+            // replayed as puts (none for a NOPUT watcher), and instances
+            // removed since then are unknown.
             let replay_catalog: Vec<KvEvent> = catalog
                 .values()
-                .filter(|kv| kv.mod_revision >= start)
+                .filter(|kv| !watcher.no_put && kv.mod_revision >= start)
                 .map(|kv| catalog_put(kv, None))
                 .collect();
             let mut events: Vec<KvEvent> =
@@ -271,21 +271,30 @@ impl WatchStream {
 
     /// Catches every watcher up from history after the hub dropped batches
     /// for this stream (or the state was replaced by a snapshot).
+    ///
+    /// The catalog view has no history, and the dropped batches named the
+    /// services that changed: a watcher of the view gets the difference
+    /// between the view now and what it was last sent, at the current
+    /// revision, merged into its key history by revision.
     pub async fn resync(&mut self) -> Result<(), Gone> {
         let ids: Vec<i64> = self.watchers.keys().copied().collect();
         for id in ids {
             let Some(mut watcher) = self.watchers.remove(&id) else {
                 continue;
             };
-            let (revision, history) = {
+            // One read of the state, so history and view are of one revision.
+            let (revision, history, catalog) = {
                 let state = self.ctx.registry.state().read();
                 let kv = state.machine.kv();
                 let revision = kv.revision();
                 let history = (watcher.next_rev <= revision)
                     .then(|| kv.events_since(&watcher.key, &watcher.end, watcher.next_rev));
-                (revision, history)
+                let catalog = watcher
+                    .sees_catalog
+                    .then(|| catalog_in_range(&state.machine, &watcher.key, &watcher.end));
+                (revision, history, catalog)
             };
-            match history {
+            let (mut events, caught_up) = match history {
                 Some(Err(ApplyError::Compacted { compacted, .. })) => {
                     // Dropped: a compacted watcher is over.
                     self.send(self.compacted_response(id, compacted)).await?;
@@ -294,12 +303,21 @@ impl WatchStream {
                 Some(Ok(events)) => {
                     let events: Vec<KvEvent> =
                         events.into_iter().filter(|e| watcher.wants(e)).collect();
-                    for chunk in by_revision(&events, REPLAY_EVENTS_PER_RESPONSE) {
-                        self.send_events(id, &mut watcher, chunk, revision).await?;
-                    }
-                    watcher.next_rev = watcher.next_rev.max(revision + 1);
+                    (events, true)
                 }
-                Some(Err(_)) | None => {}
+                Some(Err(_)) | None => (Vec::new(), false),
+            };
+            if let Some(now) = catalog {
+                let before: Vec<Vec<u8>> = watcher.catalog.keys().cloned().collect();
+                events.extend(diff_view(&mut watcher, before, &now, revision));
+                // Stable: key events keep their order within a revision.
+                events.sort_by_key(KvEvent::revision);
+            }
+            for chunk in by_revision(&events, REPLAY_EVENTS_PER_RESPONSE) {
+                self.send_events(id, &mut watcher, chunk, revision).await?;
+            }
+            if caught_up {
+                watcher.next_rev = watcher.next_rev.max(revision + 1);
             }
             self.watchers.insert(id, watcher);
         }
@@ -369,6 +387,18 @@ fn catalog_put(kv: &KeyValue, prev: Option<&KeyValue>) -> KvEvent {
     }
 }
 
+/// The catalog view's keys in `[key, end)`, by key.
+fn catalog_in_range(
+    machine: &sextant_state::StateMachine,
+    key: &[u8],
+    end: &[u8],
+) -> BTreeMap<Vec<u8>, KeyValue> {
+    catalog_view::range(machine.catalog(), key, end)
+        .into_iter()
+        .map(|kv| (kv.key.clone(), kv))
+        .collect()
+}
+
 /// Turns the new projection of changed services into events for one
 /// watcher, and remembers what it was sent.
 fn diff_catalog(
@@ -387,36 +417,51 @@ fn diff_catalog(
             .filter(|k| catalog_view::service_of(k) == Some(name.as_str()))
             .cloned()
             .collect();
-        for key in before {
-            if !now.contains_key(&key) {
-                if let Some(prev) = watcher.catalog.remove(&key) {
-                    if !watcher.no_delete {
-                        events.push(KvEvent {
-                            kind: KvEventKind::Delete,
-                            kv: KeyValue {
-                                key,
-                                mod_revision: revision,
-                                ..KeyValue::default()
-                            },
-                            prev: Some(prev),
-                        });
-                    }
+        events.extend(diff_view(watcher, before, now, revision));
+    }
+    events
+}
+
+/// Turns the view `now` of the watcher's keys `before` (those it was sent
+/// that `now` covers) into events, deletes stamped `revision`, and
+/// remembers what it was sent. NOPUT and NODELETE filter the events, not
+/// what is remembered.
+fn diff_view(
+    watcher: &mut Watcher,
+    before: Vec<Vec<u8>>,
+    now: &BTreeMap<Vec<u8>, KeyValue>,
+    revision: u64,
+) -> Vec<KvEvent> {
+    let mut events = Vec::new();
+    for key in before {
+        if !now.contains_key(&key) {
+            if let Some(prev) = watcher.catalog.remove(&key) {
+                if !watcher.no_delete {
+                    events.push(KvEvent {
+                        kind: KvEventKind::Delete,
+                        kv: KeyValue {
+                            key,
+                            mod_revision: revision,
+                            ..KeyValue::default()
+                        },
+                        prev: Some(prev),
+                    });
                 }
             }
         }
-        for (key, kv) in now {
-            if !in_range(key, &watcher.key, &watcher.end) {
-                continue;
-            }
-            let prev = watcher.catalog.get(key);
-            if prev.is_some_and(|p| p.value == kv.value) {
-                continue;
-            }
-            if !watcher.no_put {
-                events.push(catalog_put(kv, prev));
-            }
-            watcher.catalog.insert(key.clone(), kv.clone());
+    }
+    for (key, kv) in now {
+        if !in_range(key, &watcher.key, &watcher.end) {
+            continue;
         }
+        let prev = watcher.catalog.get(key);
+        if prev.is_some_and(|p| p.value == kv.value) {
+            continue;
+        }
+        if !watcher.no_put {
+            events.push(catalog_put(kv, prev));
+        }
+        watcher.catalog.insert(key.clone(), kv.clone());
     }
     events
 }

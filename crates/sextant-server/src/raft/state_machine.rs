@@ -38,13 +38,13 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    fn new(applied: Applied) -> Arc<Self> {
+    fn new(applied: Applied, watch_backlog: usize) -> Arc<Self> {
         let revision = applied.machine.revision();
         let (revision_tx, _) = watch::channel(revision);
         Arc::new(Self {
             applied: RwLock::new(applied),
             revision_tx,
-            hub: WatchHub::default(),
+            hub: WatchHub::with_capacity(watch_backlog),
         })
     }
 
@@ -87,8 +87,11 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     /// Opens the state machine, restoring it from the snapshot on disk if there is one.
     /// openraft then re-applies the log entries after the snapshot.
+    /// `watch_backlog`: how many applied batches a key watcher may fall
+    /// behind before it must resync from the history.
     pub fn open(
         snapshot_file: SnapshotFile,
+        watch_backlog: usize,
     ) -> Result<Self, super::snapshot_file::SnapshotFileError> {
         let applied = match snapshot_file.load()? {
             Some(stored) => restore(&stored.meta, &stored.data).map_err(|reason| {
@@ -100,7 +103,7 @@ impl StateMachineStore {
             None => Applied::default(),
         };
         Ok(Self {
-            shared: SharedState::new(applied),
+            shared: SharedState::new(applied, watch_backlog),
             snapshot_file,
         })
     }
