@@ -1,16 +1,31 @@
-//! Consul compatibility, judged by clients nobody on this project wrote:
-//! the acceptance script `shared/tools/consul_smoke.py` (py-consul 1.8.0)
-//! against a dev agent and against a 3-server cluster through a follower,
-//! the exact JSON of the article's Go snippet, malformed registrations, and
-//! a check whose owner dies.
+//! Consul compatibility, judged by clients nobody on this project wrote, and
+//! the README's Consul compatibility matrix generated from this run.
+//!
+//! One test runs the py-consul suites — the acceptance script
+//! `shared/tools/consul_smoke.py` (py-consul 1.8.0, 22 checks) and
+//! `tests/python/consul_interop.py` (9 checks), each against a dev agent and
+//! against a 3-server cluster through a follower — records every check the
+//! scripts print (`PASS  name` / `FAIL  name`) in
+//! `target/compat/consul-<suite>.json`, renders the matrix and compares it
+//! with the README between `<!-- compat:consul:start -->` and
+//! `<!-- compat:consul:end -->` (`UPDATE_README=1` rewrites it;
+//! `SEXTANT_COMPAT_ONLY=smoke` runs only that suite and leaves the README
+//! alone). Reports and rendering are `testkit::compat`'s, shared with
+//! `tests/etcd_compat`.
+//!
+//! The other tests here check what no client script covers: the exact JSON
+//! of the article's Go snippet, malformed registrations, several tags, the
+//! CLI, and a check whose owner dies.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{bail, Context};
 use serde_json::Value;
+use testkit::compat::{guarded, selected, Matrix, Report, Suite};
 use testkit::{wait_for, Cluster, ClusterOpts, HttpClient, Server};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
@@ -44,29 +59,6 @@ fn three_free_ports() -> u16 {
     panic!("no three consecutive free ports on 127.0.0.1");
 }
 
-async fn run_smoke(http: SocketAddr) {
-    let script = shared_dir().join("tools/consul_smoke.py");
-    let health_port = three_free_ports();
-    let output = tokio::process::Command::new("python3")
-        .arg(&script)
-        .args(["--host", "127.0.0.1", "--port", &http.port().to_string()])
-        .args(["--health-port", &health_port.to_string()])
-        .args(["--dereg-timeout", "30"])
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(200), output)
-        .await
-        .expect("consul_smoke.py did not finish within 200 s")
-        .expect("cannot run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("22 passed, 0 failed"),
-        "consul_smoke.py failed ({:?})\n{stdout}\n{stderr}",
-        output.status
-    );
-}
-
 async fn dev() -> Server {
     let dev = Server::start_dev(BIN).await;
     wait_for(
@@ -83,19 +75,225 @@ async fn dev() -> Server {
     dev
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_smoke_passes_against_a_dev_agent() {
-    let dev = dev().await;
-    run_smoke(dev.http_addr()).await;
-}
+const MATRIX: Matrix = Matrix {
+    name: "consul",
+    intro: "Consul HTTP API on `--http-addr` — KV (`/v1/kv`: get, put, delete, `recurse`, \
+            `keys`+`separator`, `raw`, `cas`, `flags`, `acquire`/`release`, blocking \
+            `index`/`wait`, `stale`/`consistent`); the registry (agent service/check register, \
+            deregister, list; TTL `pass`/`warn`/`fail`/`update`; `agent/health/service`; catalog \
+            services/service/nodes/node/register/deregister; health service \
+            (`passing`, `tag`, `filter`)/checks/state/node; sessions), with HTTP, TCP, gRPC and \
+            TTL checks run on the servers; operations (`/v1/status/leader`, `/v1/status/peers`, \
+            `/v1/operator/raft/configuration`, `DELETE /v1/operator/raft/peer`, \
+            `/v1/agent/self`, `/v1/agent/members`) — checked with real clients by \
+            `crates/sextant/tests/consul_compat.rs`:",
+    client_heading: "Consul client",
+    test: "consul_compat",
+    target_tmpdir: env!("CARGO_TARGET_TMPDIR"),
+};
+
+const SMOKE: Suite = Suite {
+    id: "smoke",
+    client: "py-consul",
+    scope: "`shared/tools/consul_smoke.py`, the acceptance script (the article's registration \
+            with an HTTP check: passing, critical when its target stops, deregistered after \
+            `DeregisterCriticalServiceAfter`; HTTP and TTL check states; the Go api client's wire \
+            format; KV with CAS, flags, recurse, keys and blocking queries; catalog \
+            register/deregister; status, agent self) against a dev agent and through a follower \
+            of a 3-server cluster",
+};
+
+const INTEROP: Suite = Suite {
+    id: "interop",
+    client: "py-consul",
+    scope: "`crates/sextant/tests/python/consul_interop.py` (registration round trip, TCP and TTL \
+            checks, agent health codes, health queries by `passing`, `tag` and `filter`, catalog, \
+            sessions with locks, session invalidation and TTLs, blocking health queries that \
+            wake only for their own service) against a dev agent and through a follower of a \
+            3-server cluster",
+};
+
+/// How many checks each script prints a PASS or FAIL line for.
+const SMOKE_CHECKS: usize = 22;
+const INTEROP_CHECKS: usize = 9;
+/// One run of either script; the smoke script waits for a deregistration.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(200);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_smoke_passes_against_a_cluster_through_a_follower() {
-    let cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
-    let follower = cluster.followers().await[0].http_addr();
-    run_smoke(follower).await;
+async fn py_consul_passes_and_the_readme_matrix_is_current() {
+    // Two lanes, one per script, each run against a dev agent and then
+    // through a follower of a cluster of its own: about 40 s in all.
+    let smoke_lane = async {
+        if selected(SMOKE) {
+            Some(guarded(SMOKE, smoke()).await)
+        } else {
+            None
+        }
+    };
+    let interop_lane = async {
+        if selected(INTEROP) {
+            Some(guarded(INTEROP, interop()).await)
+        } else {
+            None
+        }
+    };
+    let (smoke, interop) = tokio::join!(smoke_lane, interop_lane);
+    let reports: Vec<Report> = smoke.into_iter().chain(interop).collect();
+    MATRIX.conclude(&reports);
 }
 
+async fn smoke() -> Report {
+    let mut report = Report::new(SMOKE);
+    let script = shared_dir().join("tools/consul_smoke.py");
+    let run = async {
+        report.version = py_consul_version().await?;
+        let dev = dev().await;
+        let args = smoke_args(dev.http_addr());
+        run_script(&mut report, "dev agent", &script, &args, SMOKE_CHECKS).await?;
+        drop(dev);
+        let cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
+        let args = smoke_args(cluster.followers().await[0].http_addr());
+        run_script(
+            &mut report,
+            "cluster follower",
+            &script,
+            &args,
+            SMOKE_CHECKS,
+        )
+        .await
+    };
+    if let Err(err) = run.await {
+        report.aborted(&err);
+    }
+    report
+}
+
+fn smoke_args(http: SocketAddr) -> Vec<String> {
+    vec![
+        String::from("--host"),
+        String::from("127.0.0.1"),
+        String::from("--port"),
+        http.port().to_string(),
+        // The script serves /health on this port and the two after it.
+        String::from("--health-port"),
+        three_free_ports().to_string(),
+        String::from("--dereg-timeout"),
+        String::from("30"),
+    ]
+}
+
+async fn interop() -> Report {
+    let mut report = Report::new(INTEROP);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/consul_interop.py");
+    let args = |http: SocketAddr| vec![String::from("--port"), http.port().to_string()];
+    let run = async {
+        report.version = py_consul_version().await?;
+        let dev = dev().await;
+        let on_dev = args(dev.http_addr());
+        run_script(&mut report, "dev agent", &script, &on_dev, INTEROP_CHECKS).await?;
+        drop(dev);
+        let cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
+        let on_follower = args(cluster.followers().await[0].http_addr());
+        run_script(
+            &mut report,
+            "cluster follower",
+            &script,
+            &on_follower,
+            INTEROP_CHECKS,
+        )
+        .await
+    };
+    if let Err(err) = run.await {
+        report.aborted(&err);
+    }
+    report
+}
+
+/// The py-consul that `python3` imports.
+async fn py_consul_version() -> anyhow::Result<String> {
+    let output = tokio::process::Command::new("python3")
+        .args(["-c", "import consul; print(consul.__version__)"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("cannot run python3")?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !output.status.success() || version.is_empty() {
+        bail!(
+            "python3 cannot import consul (pip install py-consul==1.8.0 requests): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(version)
+}
+
+/// Runs a py-consul script and records each check it prints as
+/// `<label>: <check>`: `PASS  name (1.2s) ...` or `FAIL  name (1.2s) why`.
+async fn run_script(
+    report: &mut Report,
+    label: &str,
+    script: &Path,
+    args: &[String],
+    expected: usize,
+) -> anyhow::Result<()> {
+    let file = script.file_name().unwrap_or_default().to_string_lossy();
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(SCRIPT_TIMEOUT, run)
+        .await
+        .with_context(|| format!("{label}: {file} did not finish in {SCRIPT_TIMEOUT:?}"))?
+        .with_context(|| format!("{label}: cannot run python3 {}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("===== {label}: {file} {} =====\n{stdout}", args.join(" "));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !stderr.trim().is_empty() {
+        println!("----- stderr -----\n{stderr}");
+    }
+
+    let (mut counted, mut failed) = (0, 0);
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("PASS  ") {
+            report.pass(format!("{label}: {}", check_name(rest)));
+            counted += 1;
+        } else if let Some(rest) = line.strip_prefix("FAIL  ") {
+            let name = check_name(rest);
+            let why = rest.split_once(") ").map_or(rest, |(_, why)| why);
+            report.fail(format!("{label}: {name}"), why.trim());
+            counted += 1;
+            failed += 1;
+        }
+    }
+    let summary = stdout.lines().last().unwrap_or_default();
+    if counted != expected || output.status.success() != (failed == 0) {
+        report.fail(
+            format!("{label}: the script ran its {expected} checks"),
+            format!(
+                "{counted} reported, exit {:?}, summary {summary:?}",
+                output.status.code()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `name` of `name (1.2s) ...`; `preflight` of `preflight: ...`.
+fn check_name(rest: &str) -> &str {
+    let name = rest.split_whitespace().next().unwrap_or(rest);
+    name.trim_end_matches(':')
+}
+
+#[test]
+fn script_lines_name_their_checks() {
+    assert_eq!(check_name("kv_cas (0.1s) "), "kv_cas");
+    assert_eq!(
+        check_name("kv_cas (0.1s) AssertionError: x line 3"),
+        "kv_cas"
+    );
+    assert_eq!(check_name("preflight: http://x unreachable"), "preflight");
+}
 /// The body `github.com/hashicorp/consul/api` sends for the article's
 /// registration, byte for byte.
 const SEED_GO_BODY: &str = r#"{"Name":"user-service","Port":8080,"Address":"127.0.0.1","Check":{"Interval":"10s","Timeout":"5s","HTTP":"http://127.0.0.1:8080/health","DeregisterCriticalServiceAfter":"30s"}}"#;
@@ -397,39 +595,6 @@ async fn a_check_keeps_running_when_its_owner_dies() {
         },
     )
     .await;
-}
-
-async fn run_interop(http: SocketAddr) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/consul_interop.py");
-    let output = tokio::process::Command::new("python3")
-        .arg(&script)
-        .args(["--port", &http.port().to_string()])
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(200), output)
-        .await
-        .expect("consul_interop.py did not finish within 200 s")
-        .expect("cannot run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(" passed, 0 failed"),
-        "consul_interop.py failed ({:?})\n{stdout}\n{stderr}",
-        output.status
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn py_consul_interop_against_a_dev_agent() {
-    let dev = dev().await;
-    run_interop(dev.http_addr()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn py_consul_interop_against_a_cluster_through_a_follower() {
-    let cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
-    let follower = cluster.followers().await[0].http_addr();
-    run_interop(follower).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,11 +17,15 @@
 //!   test panics, and a tiny shell watchdog kills it if the test process itself
 //!   dies without unwinding.
 //!
+//! [`compat`] records what real clients' compatibility suites found and keeps
+//! the README's compatibility matrices generated from those runs.
+//!
 //! This crate knows the binary only by its command line and its HTTP API; it
 //! depends on no server crate.
 
 mod cli;
 mod cluster;
+pub mod compat;
 mod http;
 mod process;
 mod seed;

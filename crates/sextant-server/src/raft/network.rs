@@ -89,6 +89,15 @@ impl PeerClients {
         Ok(client)
     }
 
+    /// Drops the channel to `addr`. A channel that failed to connect backs
+    /// off further with every failure; once the server is back, the next call
+    /// must connect at once, not after a backoff that grew while it was down
+    /// (elections between the survivors would wait for it).
+    fn forget(&self, addr: &str) {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.remove(addr);
+    }
+
     /// Calls `method` on the server at `addr` and decodes its answer.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -125,10 +134,11 @@ impl PeerClients {
                 })
             }
             Ok(Err(status)) if is_unreachable(&status) => {
+                self.forget(addr);
                 return Err(CallError::Unreachable {
                     addr: addr.to_string(),
                     reason: status.to_string(),
-                })
+                });
             }
             Ok(Err(status)) => {
                 return Err(CallError::Status {

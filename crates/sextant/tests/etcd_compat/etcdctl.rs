@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use testkit::compat::{Report, Suite};
 use testkit::{Cluster, ClusterOpts, Server};
 use tokio::process::Command;
 
-use crate::report::{Report, Suite};
 use crate::{wait_leader, BIN};
 
 pub const SUITE: Suite = Suite {

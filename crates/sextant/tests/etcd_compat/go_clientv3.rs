@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use etcd_client::{Client, GetOptions, LeaseTimeToLiveOptions};
+use testkit::compat::{Report, Suite};
 use testkit::Server;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::report::{scratch_dir, Report, Suite};
-use crate::{wait_leader, BIN};
+use crate::{scratch_dir, wait_leader, BIN};
 
 pub const SUITE: Suite = Suite {
     id: "go-clientv3",

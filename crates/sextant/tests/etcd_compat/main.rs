@@ -10,21 +10,38 @@
 //! - `UPDATE_README=1` rewrites that README section instead of comparing.
 //! - `SEXTANT_COMPAT_ONLY=python-etcd3,go-clientv3` runs only those suites
 //!   (and leaves the README alone).
+//!
+//! Reports, rendering and the README comparison are `testkit::compat`'s,
+//! shared with the Consul matrix (`tests/consul_compat.rs`).
 
 mod etcdctl;
 mod go_clientv3;
-mod matrix;
 mod python_etcd3;
-mod report;
 mod rust_etcd_client;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use report::{Report, Suite};
+use testkit::compat::{guarded, selected, Matrix};
 use testkit::{wait_for, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sextant");
+
+const MATRIX: Matrix = Matrix {
+    name: "etcd",
+    intro: "etcd v3 gRPC on `--grpc-addr` — KV (Range, Put, DeleteRange, Txn, Compact), Watch, \
+            Lease, Cluster, Maintenance; the catalog read-only under `/sextant/services/` (see \
+            [docs/etcd.md](docs/etcd.md)) — checked with real clients by \
+            `crates/sextant/tests/etcd_compat`:",
+    client_heading: "etcd client",
+    test: "etcd_compat",
+    target_tmpdir: env!("CARGO_TARGET_TMPDIR"),
+};
+
+/// A directory of this test run's own under `target/tmp`.
+fn scratch_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
 
 async fn wait_leader(server: &Server) {
     wait_for(
@@ -38,46 +55,6 @@ async fn wait_leader(server: &Server) {
         },
     )
     .await;
-}
-
-/// Runs a suite in a task of its own, so a panic (a harness timeout, say)
-/// becomes a failed check of that suite instead of ending the whole run.
-async fn guarded<F>(suite: Suite, run: F) -> Report
-where
-    F: Future<Output = Report> + Send + 'static,
-{
-    let started = Instant::now();
-    let report = match tokio::spawn(run).await {
-        Ok(report) => report,
-        Err(err) => {
-            let mut report = Report::new(suite);
-            let why = match err.try_into_panic() {
-                Ok(panic) => panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| String::from("panicked")),
-                Err(err) => err.to_string(),
-            };
-            report.fail("suite ran to the end", why);
-            report
-        }
-    };
-    println!(
-        "[{}] {}/{} checks passed in {:?}",
-        suite.id,
-        report.passed(),
-        report.checks.len(),
-        started.elapsed()
-    );
-    report
-}
-
-fn selected(suite: Suite) -> bool {
-    match std::env::var("SEXTANT_COMPAT_ONLY") {
-        Ok(only) => only.split(',').any(|id| id.trim() == suite.id),
-        Err(_) => true,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,35 +84,5 @@ async fn etcd_clients_pass_and_the_readme_matrix_is_current() {
     let (mut reports, clients) = tokio::join!(script_lane, client_lane);
     reports.extend(clients);
 
-    let dir = report::results_dir();
-    for report in &reports {
-        match report.write_to(&dir) {
-            Ok(path) => println!("wrote {}", path.display()),
-            Err(err) => panic!("cannot write the results of {}: {err:#}", report.id),
-        }
-    }
-
-    let failed: Vec<String> = reports
-        .iter()
-        .flat_map(|r| {
-            r.checks
-                .iter()
-                .filter(|c| !c.passed)
-                .map(move |c| format!("{}: {}: {}", r.id, c.name, c.detail))
-        })
-        .collect();
-
-    let readme = if std::env::var_os("SEXTANT_COMPAT_ONLY").is_none() {
-        matrix::check_readme(&reports)
-    } else {
-        println!("SEXTANT_COMPAT_ONLY is set: the README is neither compared nor updated");
-        Ok(())
-    };
-    assert!(
-        failed.is_empty() && readme.is_ok(),
-        "{} compatibility checks failed:\n{}\n{}",
-        failed.len(),
-        failed.join("\n"),
-        readme.err().unwrap_or_default()
-    );
+    MATRIX.conclude(&reports);
 }

@@ -8,11 +8,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use testkit::compat::{Report, Suite};
 use testkit::{Cluster, ClusterOpts};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use crate::report::{Report, Suite};
 use crate::BIN;
 
 pub const SUITE: Suite = Suite {

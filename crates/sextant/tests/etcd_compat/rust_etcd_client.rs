@@ -11,11 +11,11 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, LeaseTimeToLiveOptions,
     PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
+use testkit::compat::{Report, Suite};
 use testkit::{Cluster, ClusterOpts};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::report::{Report, Suite};
 use crate::BIN;
 
 pub const SUITE: Suite = Suite {
