@@ -1,24 +1,16 @@
 //! The leader compacts the key history down to the configured retention.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use sextant_server::{start, ServerConfig};
+use sextant_server::start;
 use sextant_state::{KvCondition, LockAction, Op};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_is_compacted_to_the_retention() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut config = ServerConfig::new("c1", dir.path());
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    (
-        config.http_addr,
-        config.grpc_addr,
-        config.raft_addr,
-        config.dns_addr,
-    ) = (any, any, any, any);
-    config.bootstrap_expect = 1;
-    config.election_timeout = Duration::from_millis(200);
+    let mut config = common::single_server_config(dir.path());
     config.kv_history_retention = 5;
     config.compaction_interval = Duration::from_millis(20);
     let server = start(config).await.expect("server starts");

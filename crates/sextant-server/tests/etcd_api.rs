@@ -2,14 +2,15 @@
 //! against in-process servers on ephemeral ports. Nothing sleeps for luck:
 //! every wait polls a condition under a deadline.
 
-use std::future::Future;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchFilterType,
     WatchOptions, WatchStream,
 };
-use sextant_server::{start, RunningServer, ServerConfig};
+use sextant_server::RunningServer;
 use sextant_state::catalog::{Node, Service};
 use sextant_state::Op;
 use tempfile::TempDir;
@@ -27,21 +28,8 @@ impl Harness {
     /// that etcd's minimum lease TTL (1.5 election timeouts) is 1 s.
     async fn start() -> Harness {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = ServerConfig::new("t1", dir.path());
-        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        config.http_addr = any;
-        config.grpc_addr = any;
-        config.raft_addr = any;
-        config.dns_addr = any;
-        config.bootstrap_expect = 1;
-        config.election_timeout = Duration::from_millis(200);
-        let server = start(config).await.expect("server starts");
-        let registry = server.registry.clone();
-        poll("a leader", || {
-            let registry = registry.clone();
-            async move { registry.leader().map(|_| ()).ok_or("no leader yet") }
-        })
-        .await;
+        let config = common::single_server_config(dir.path());
+        let server = common::start_leader(config, DEADLINE).await;
         let endpoint = server.advertised.grpc.to_string();
         let client = Client::connect([endpoint], None)
             .await
@@ -64,22 +52,6 @@ impl Harness {
     async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             let _ = server.shutdown(false).await;
-        }
-    }
-}
-
-/// Polls `probe` until it is `Ok` or the deadline passes.
-async fn poll<T, E: std::fmt::Debug, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(e) if start.elapsed() > DEADLINE => panic!("timed out waiting for {what}: {e:?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }

@@ -6,12 +6,13 @@
 //! The server is started with a small hub backlog (`ServerConfig::watch_backlog`),
 //! so a few hundred writes make the stream lag.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etcd_client::{Client, EventType, WatchFilterType, WatchOptions, WatchStream};
-use sextant_server::{start, RunningServer, ServerConfig};
+use sextant_server::RunningServer;
 use sextant_state::catalog::{Node, Service};
 use sextant_state::Op;
 use tempfile::TempDir;
@@ -31,22 +32,9 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = ServerConfig::new("t1", dir.path());
-        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        config.http_addr = any;
-        config.grpc_addr = any;
-        config.raft_addr = any;
-        config.dns_addr = any;
-        config.bootstrap_expect = 1;
-        config.election_timeout = Duration::from_millis(200);
+        let mut config = common::single_server_config(dir.path());
         config.watch_backlog = BACKLOG;
-        let server = start(config).await.expect("server starts");
-        let registry = server.registry.clone();
-        poll("a leader", || {
-            let registry = registry.clone();
-            async move { registry.leader().map(|_| ()).ok_or("no leader yet") }
-        })
-        .await;
+        let server = common::start_leader(config, DEADLINE).await;
         let client = Harness::connect(&server).await;
         Harness {
             server: Some(server),
@@ -73,21 +61,6 @@ impl Harness {
     async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             let _ = server.shutdown(false).await;
-        }
-    }
-}
-
-async fn poll<T, E: std::fmt::Debug, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(e) if start.elapsed() > DEADLINE => panic!("timed out waiting for {what}: {e:?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
