@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use testkit::{
-    random_value, test_rng, wait_for, Cluster, ClusterOpts, Consistency, HttpClient, KvEntry,
-    ReplyMeta, Server,
+    random_value, test_rng, Cluster, ClusterOpts, Consistency, HttpClient, KvEntry, ReplyMeta,
+    Server,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_sextant");
@@ -22,22 +22,6 @@ fn index_of(meta: &ReplyMeta, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("{what}: no X-Consul-Index header"));
     assert!(index >= 1, "{what}: X-Consul-Index is 0");
     index
-}
-
-async fn dev_with_leader() -> Server {
-    let dev = Server::start_dev(BIN).await;
-    wait_for(
-        "the dev agent to know a leader",
-        Duration::from_secs(30),
-        || async {
-            match dev.http().status_leader().await {
-                Ok(leader) if !leader.is_empty() => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
-    dev
 }
 
 /// Runs a blocking GET of `key` from `index` in the background, re-issuing it
@@ -125,7 +109,7 @@ async fn blocking_get_on_a_follower_wakes_on_a_write_elsewhere() {
 #[tokio::test(flavor = "multi_thread")]
 async fn blocking_get_on_a_missing_key_wakes_when_it_is_created() {
     let mut rng = test_rng("blocking_get_on_a_missing_key_wakes_when_it_is_created");
-    let dev = dev_with_leader().await;
+    let dev = Server::start_dev(BIN).await;
     let http = dev.http();
     let key = format!("block/missing/{:08x}", rng.random::<u32>());
 
@@ -158,7 +142,7 @@ async fn blocking_get_on_a_missing_key_wakes_when_it_is_created() {
 #[tokio::test(flavor = "multi_thread")]
 async fn blocking_recurse_wakes_on_a_write_under_the_prefix() {
     let mut rng = test_rng("blocking_recurse_wakes_on_a_write_under_the_prefix");
-    let dev = dev_with_leader().await;
+    let dev = Server::start_dev(BIN).await;
     let http = dev.http();
     let prefix = format!("block/tree/{:08x}/", rng.random::<u32>());
     assert!(http.kv_put(&format!("{prefix}a"), "1").await.expect("PUT"));
@@ -207,7 +191,7 @@ async fn blocking_recurse_wakes_on_a_write_under_the_prefix() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn blocking_get_without_change_returns_after_the_wait_with_the_same_index() {
-    let dev = dev_with_leader().await;
+    let dev = Server::start_dev(BIN).await;
     let http = dev.http();
     assert!(http.kv_put("block/still", "same").await.expect("PUT"));
     let (_, meta) = http
@@ -269,7 +253,7 @@ async fn blocking_get_without_change_returns_after_the_wait_with_the_same_index(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn index_is_never_zero() {
-    let dev = dev_with_leader().await;
+    let dev = Server::start_dev(BIN).await;
     let http = dev.http();
 
     // Before any KV write at all.

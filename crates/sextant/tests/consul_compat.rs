@@ -59,22 +59,6 @@ fn three_free_ports() -> u16 {
     panic!("no three consecutive free ports on 127.0.0.1");
 }
 
-async fn dev() -> Server {
-    let dev = Server::start_dev(BIN).await;
-    wait_for(
-        "the dev agent's leader",
-        Duration::from_secs(30),
-        || async {
-            match dev.http().status_leader().await {
-                Ok(leader) if !leader.is_empty() => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
-    dev
-}
-
 const MATRIX: Matrix = Matrix {
     name: "consul",
     intro: "Consul HTTP API on `--http-addr` — KV (`/v1/kv`: get, put, delete, `recurse`, \
@@ -147,7 +131,7 @@ async fn smoke() -> Report {
     let script = shared_dir().join("tools/consul_smoke.py");
     let run = async {
         report.version = py_consul_version().await?;
-        let dev = dev().await;
+        let dev = Server::start_dev(BIN).await;
         let args = smoke_args(dev.http_addr());
         run_script(&mut report, "dev agent", &script, &args, SMOKE_CHECKS).await?;
         drop(dev);
@@ -188,7 +172,7 @@ async fn interop() -> Report {
     let args = |http: SocketAddr| vec![String::from("--port"), http.port().to_string()];
     let run = async {
         report.version = py_consul_version().await?;
-        let dev = dev().await;
+        let dev = Server::start_dev(BIN).await;
         let on_dev = args(dev.http_addr());
         run_script(&mut report, "dev agent", &script, &on_dev, INTEROP_CHECKS).await?;
         drop(dev);
@@ -300,7 +284,7 @@ const SEED_GO_BODY: &str = r#"{"Name":"user-service","Port":8080,"Address":"127.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_articles_go_registration_is_accepted_byte_for_byte() {
-    let dev = dev().await;
+    let dev = Server::start_dev(BIN).await;
     let http = dev.http();
     let reply = http
         .put("/v1/agent/service/register", SEED_GO_BODY)
@@ -324,7 +308,7 @@ async fn the_articles_go_registration_is_accepted_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_tags_must_all_match() {
-    let dev = dev().await;
+    let dev = Server::start_dev(BIN).await;
     let http = dev.http();
     for (id, tags) in [("web-1", r#"["a","b"]"#), ("web-2", r#"["a"]"#)] {
         let body = format!(r#"{{"Name":"web","ID":"{id}","Port":80,"Tags":{tags}}}"#);
@@ -365,7 +349,7 @@ async fn several_tags_must_all_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_registrations_get_400_with_a_reason_and_store_nothing() {
-    let dev = dev().await;
+    let dev = Server::start_dev(BIN).await;
     let http = dev.http();
     let cases = [
         (r#"{"Port":80}"#, "Missing service name"),
@@ -599,7 +583,7 @@ async fn a_check_keeps_running_when_its_owner_dies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_registers_lists_watches_and_deregisters() {
-    let dev = dev().await;
+    let dev = Server::start_dev(BIN).await;
     let addr = dev.http_addr();
     let file = dev.data_dir().join("web.json");
     std::fs::write(

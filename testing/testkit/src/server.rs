@@ -118,12 +118,21 @@ impl Server {
     }
 
     /// Starts `BIN agent --dev --data-dir DIR` with every listener on `127.0.0.1:0`.
+    /// Returns once the dev agent has elected itself leader.
     pub async fn start_dev(bin: impl AsRef<Path>) -> Server {
         let dir = new_data_dir("dev");
         let mut args = vec!["agent".to_owned(), "--dev".to_owned()];
         args.extend(common_args(dir.path()));
         let timeout = ServerOpts::default().start_timeout;
-        Server::launch_new(bin.as_ref(), "dev", args, dir, timeout).await
+        let dev = Server::launch_new(bin.as_ref(), "dev", args, dir, timeout).await;
+        crate::wait_for("the dev agent to lead", timeout, || async {
+            match dev.http().status_leader().await {
+                Ok(leader) if !leader.is_empty() => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        dev
     }
 
     async fn launch_new(
