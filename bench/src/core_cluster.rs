@@ -179,15 +179,35 @@ async fn failover(cluster: &mut Cluster, http: &reqwest::Client) -> anyhow::Resu
     );
     cluster.server_mut(leader).kill().await;
     let killed = Instant::now();
+    if std::env::var_os("SEXTANT_BENCH_DEBUG").is_some() {
+        eprintln!(
+            "  killed {} at {}, writing through {}",
+            cluster.server(leader).name(),
+            humantime::format_rfc3339_micros(std::time::SystemTime::now()),
+            cluster.server(other).name()
+        );
+    }
+    let mut attempts = 0;
     loop {
+        attempts += 1;
+        let started = Instant::now();
         let sent = http
             .put(&url)
             .body("x")
-            .timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(15))
             .send()
             .await;
-        if matches!(sent, Ok(ref r) if r.status().is_success()) {
-            break;
+        let outcome = match &sent {
+            Ok(r) if r.status().is_success() => break,
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => format!("{e}"),
+        };
+        if std::env::var_os("SEXTANT_BENCH_DEBUG").is_some() {
+            eprintln!(
+                "  attempt {attempts} at {:?}: {outcome} after {:?}",
+                killed.elapsed(),
+                started.elapsed()
+            );
         }
         anyhow::ensure!(
             killed.elapsed() < Duration::from_secs(60),
