@@ -225,13 +225,12 @@ impl Registry {
                     .await;
                 match answer {
                     Ok(Ok(outcome)) => return Ok(outcome),
-                    Ok(Err(RemoteError::NotLeader { .. })) => {}
-                    // The leader may have appended the entry before it failed
-                    // or stopped: a retry could apply the write twice.
-                    Ok(Err(e @ (RemoteError::ShuttingDown | RemoteError::Unknown(_)))) => {
-                        return Err(RegistryError::Indeterminate {
-                            reason: e.to_string(),
-                        })
+                    // Refused before it was proposed: another leader may take it.
+                    Ok(Err(RemoteError::NotLeader { .. } | RemoteError::ShuttingDown)) => {}
+                    // The leader proposed it, then failed or stopped before an
+                    // outcome: a retry could apply the write twice.
+                    Ok(Err(RemoteError::Unknown(reason))) => {
+                        return Err(RegistryError::Indeterminate { reason })
                     }
                     Ok(Err(RemoteError::Membership(e) | RemoteError::Busy(e))) => {
                         return Err(RegistryError::Membership(e))
