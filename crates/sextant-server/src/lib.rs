@@ -8,6 +8,7 @@ mod atomic_file;
 pub mod cluster;
 pub mod compactor;
 pub mod config;
+pub mod dns;
 pub mod etcd;
 pub mod health;
 pub mod http;

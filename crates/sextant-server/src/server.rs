@@ -1,6 +1,6 @@
 //! Wiring one server together, in dependency order: identity → listeners →
 //! log store → state machine → network → Raft → registry → internal gRPC API →
-//! HTTP API → cluster formation. Shutdown runs the other way round.
+//! HTTP API → etcd API → DNS → cluster formation. Shutdown runs the other way round.
 
 use std::fs;
 use std::path::PathBuf;
@@ -89,6 +89,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         identity::sticky(config.grpc_addr, previous.as_ref().map(|p| p.grpc)),
     )
     .await?;
+    let dns_addr = identity::sticky(config.dns_addr, previous.as_ref().map(|p| p.dns));
+    let dns_listeners = crate::dns::bind(dns_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "dns",
+            addr: dns_addr,
+            source,
+        })?;
+    let dns_resolver =
+        crate::dns::resolve::Resolver::new(&config.dns).map_err(|e| ConfigError::Invalid {
+            field: "dns_domain",
+            reason: e.to_string(),
+        })?;
     let local = |l: &TcpListener, what| {
         l.local_addr().map_err(|source| StartError::Bind {
             what,
@@ -102,7 +115,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         http: local(&http_listener, "http")?,
         grpc: local(&grpc_listener, "grpc")?,
         raft: local(&raft_listener, "raft")?,
-        dns: config.dns_addr,
+        dns: dns_listeners
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                what: "dns",
+                addr: dns_addr,
+                source,
+            })?,
     };
     let node = ServerNode {
         name: config.name.clone(),
@@ -244,6 +263,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 tracing::error!(error = %e, "etcd gRPC server failed");
             }
         }),
+    ));
+
+    tasks.push(until_stopped(
+        "dns",
+        &stop_rx,
+        crate::dns::serve(dns_listeners, registry.clone(), dns_resolver),
     ));
 
     let bootstrap = Bootstrap {

@@ -43,6 +43,18 @@ pub struct AgentArgs {
     /// DNS interface [default: 127.0.0.1:8600]
     #[arg(long)]
     dns_addr: Option<SocketAddr>,
+    /// The DNS zone answered for [default: consul.]
+    #[arg(long)]
+    dns_domain: Option<String>,
+    /// Answer DNS with passing instances only, leaving out warning ones.
+    #[arg(long)]
+    dns_only_passing: bool,
+    /// Most answer records in a UDP DNS response (TC set beyond) [default: 3]
+    #[arg(long)]
+    dns_udp_answer_limit: Option<usize>,
+    /// TTL of DNS records, e.g. 0s, 5s [default: 0s]
+    #[arg(long)]
+    dns_ttl: Option<String>,
     /// Longest time without a leader before an election, e.g. 1s, 500ms [default: 1s]
     #[arg(long)]
     election_timeout: Option<String>,
@@ -138,6 +150,18 @@ fn compose(
         .or(file.raft_addr)
         .unwrap_or(config.raft_addr);
     config.dns_addr = args.dns_addr.or(file.dns_addr).unwrap_or(config.dns_addr);
+    if let Some(domain) = args.dns_domain.clone().or(file.dns_domain.clone()) {
+        config.dns.domain = domain;
+    }
+    config.dns.only_passing = args.dns_only_passing || file.dns_only_passing.unwrap_or(false);
+    config.dns.udp_answer_limit = args
+        .dns_udp_answer_limit
+        .or(file.dns_udp_answer_limit)
+        .unwrap_or(config.dns.udp_answer_limit);
+    if let Some(text) = args.dns_ttl.as_deref().or(file.dns_ttl.as_deref()) {
+        config.dns.ttl =
+            humantime::parse_duration(text).with_context(|| format!("invalid DNS TTL {text:?}"))?;
+    }
     config.join = if args.join.is_empty() {
         file.join.clone().unwrap_or_default()
     } else {

@@ -21,6 +21,10 @@ pub struct FileConfig {
     pub grpc_addr: Option<SocketAddr>,
     pub raft_addr: Option<SocketAddr>,
     pub dns_addr: Option<SocketAddr>,
+    pub dns_domain: Option<String>,
+    pub dns_only_passing: Option<bool>,
+    pub dns_udp_answer_limit: Option<usize>,
+    pub dns_ttl: Option<String>,
     pub election_timeout: Option<String>,
     pub snapshot_threshold: Option<u64>,
     pub kv_history_retention: Option<u64>,
@@ -47,6 +51,8 @@ mod tests {
         let config = FileConfig::load(&example).expect("example config");
         assert_eq!(config.bootstrap_expect, Some(3));
         assert_eq!(config.election_timeout.as_deref(), Some("1s"));
+        assert_eq!(config.dns_domain.as_deref(), Some("consul."));
+        assert_eq!(config.dns_udp_answer_limit, Some(3));
     }
 
     #[test]
