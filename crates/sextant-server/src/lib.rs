@@ -19,6 +19,7 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod tasks;
+pub mod telemetry;
 pub mod watch_hub;
 
 pub use config::ServerConfig;

@@ -196,6 +196,13 @@ impl Registry {
 
     /// Proposes `op` and waits until it is committed by a majority and applied.
     pub async fn write(&self, op: Op) -> Result<WriteOutcome, RegistryError> {
+        let started = Instant::now();
+        let outcome = self.propose(op).await;
+        crate::telemetry::observe_seconds(crate::telemetry::RAFT_WRITE_SECONDS, started.elapsed());
+        outcome
+    }
+
+    async fn propose(&self, op: Op) -> Result<WriteOutcome, RegistryError> {
         let command = Command::new(now_ms(), op);
         let deadline = Instant::now() + self.config.request_timeout;
         loop {

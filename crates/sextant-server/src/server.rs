@@ -134,6 +134,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // this server comes back on, whatever happens next.
     identity::write_advertised(&data_dir, &advertised).map_err(data_dir_err)?;
 
+    // Installed before anything is recorded (once per process).
+    crate::telemetry::handle();
     let log_store = LogStore::open(data_dir.join("raft-log"), LogStoreConfig::default())
         .map_err(|e| StartError::Log(e.to_string()))?;
     let state_machine = StateMachineStore::open(

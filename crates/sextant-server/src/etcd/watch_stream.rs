@@ -21,6 +21,7 @@ use sextant_state::ApplyError;
 use tokio::sync::mpsc;
 
 use super::{catalog_view, convert, EtcdContext};
+use crate::telemetry::{self, InFlight};
 use crate::watch_hub::AppliedBatch;
 
 /// Events per response when replaying history; a revision is never split,
@@ -48,6 +49,8 @@ struct Watcher {
     sees_catalog: bool,
     /// The catalog-view keys last sent, to turn catalog changes into events.
     catalog: BTreeMap<Vec<u8>, KeyValue>,
+    /// Counts the watcher in `/metrics` until it is dropped.
+    _in_flight: InFlight,
 }
 
 impl Watcher {
@@ -160,6 +163,7 @@ impl WatchStream {
             sent_since_tick: false,
             sees_catalog,
             catalog: BTreeMap::new(),
+            _in_flight: InFlight::new(telemetry::ETCD_WATCHERS),
         };
         if let Some(Ok(events)) = history {
             // The view has no history: instances changed since `start` are

@@ -13,6 +13,7 @@ use sextant_state::StateMachine;
 use super::error::HttpError;
 use super::params::Params;
 use crate::registry::{Consistency, Registry};
+use crate::telemetry::{self, InFlight};
 
 /// A query's answer with its `X-Consul-*` headers.
 pub struct Indexed<T> {
@@ -42,6 +43,7 @@ pub async fn query<T>(
         // A client ahead of us (after a restore or against another cluster)
         // gets our lower index at once and starts over from it.
         if blocking.index <= revision {
+            let _in_flight = InFlight::new(telemetry::BLOCKING_QUERIES);
             let deadline = Instant::now() + blocking.wait + jitter(blocking.wait);
             while index <= blocking.index && Instant::now() < deadline {
                 registry.wait_past(revision, deadline).await;

@@ -18,6 +18,7 @@ pub mod go_duration;
 mod health;
 mod kv;
 mod lookup;
+mod metrics;
 mod operator;
 mod owners;
 mod params;
@@ -122,8 +123,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/agent/self", get(agent::agent_self))
         .route("/v1/agent/members", get(agent::members))
         .route("/v1/sextant/raft", get(raft_state::raft_state))
+        .route("/metrics", get(metrics::metrics))
         .merge(registry_routes())
         .layer(body_limit)
+        // Counts every request by its route template (MatchedPath is set by
+        // the time a `layer` runs).
+        .layer(axum::middleware::from_fn(metrics::track))
         // A bug in one handler answers 500 to that request instead of
         // dropping the connection; the server itself keeps running.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

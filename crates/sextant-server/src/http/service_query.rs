@@ -23,6 +23,7 @@ use super::blocking::{jitter, query_headers};
 use super::error::HttpError;
 use super::params::Params;
 use crate::registry::Registry;
+use crate::telemetry::{self, InFlight};
 use crate::watch_hub::WatchHub;
 
 /// Bodies kept; past this many distinct queries the cache starts over (a
@@ -115,6 +116,7 @@ pub async fn query(
     if let Some(blocking) = blocking {
         // A client ahead of us (after a restore) gets our index at once.
         if blocking.index <= revision {
+            let _in_flight = InFlight::new(telemetry::BLOCKING_QUERIES);
             let deadline = Instant::now() + blocking.wait + jitter(blocking.wait);
             while index <= blocking.index {
                 match tokio::time::timeout_at(deadline.into(), changes.changed()).await {

@@ -121,6 +121,12 @@ fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// The group-commit fsync, for `/metrics` (the other syncs seal segments).
+fn observe_fsync(started: Instant) {
+    crate::telemetry::observe_seconds(crate::telemetry::STORAGE_FSYNC_SECONDS, started.elapsed());
+    metrics::counter!(crate::telemetry::STORAGE_FSYNCS).increment(1);
+}
+
 /// Everything the writer thread owns.
 pub struct Writer {
     dir: PathBuf,
@@ -296,8 +302,10 @@ impl Writer {
 
     fn sync_dirty(&mut self) -> io::Result<()> {
         for seg in self.segments.iter_mut().filter(|s| s.is_dirty()) {
+            let started = Instant::now();
             if seg.sync()? {
                 bump(&self.counters.log_syncs, 1);
+                observe_fsync(started);
             }
         }
         Ok(())
@@ -401,6 +409,8 @@ impl Writer {
         self.write_chunk(batch, chunk_start, chunk_bytes, chunk_first, n)?;
         bump(&self.counters.entries_written, n as u64);
         bump(&self.counters.bytes_written, batch.bytes.len() as u64);
+        metrics::counter!(crate::telemetry::STORAGE_BYTES_WRITTEN)
+            .increment(batch.bytes.len() as u64);
         Ok(())
     }
 
