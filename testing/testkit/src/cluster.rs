@@ -282,6 +282,38 @@ impl Cluster {
         .await;
     }
 
+    /// Waits until every live server has applied everything in the leader's
+    /// log as it stands now: a server just restarted has caught up.
+    pub async fn wait_caught_up(&self) {
+        let leader = self.leader_index().await;
+        let target = self.servers[leader]
+            .http()
+            .raft_state()
+            .await
+            .ok()
+            .and_then(|s| s.last_log_index)
+            .unwrap_or(0);
+        let what = format!("every live server to apply up to index {target}");
+        self.wait_for(&what, self.timeout(), || async {
+            let behind: Vec<String> = self
+                .raft_states()
+                .await
+                .into_iter()
+                .filter_map(|(i, state)| match state {
+                    Ok(s) if s.last_applied.unwrap_or(0) >= target => None,
+                    Ok(s) => Some(format!("{}: {:?}", self.servers[i].name(), s.last_applied)),
+                    Err(e) => Some(format!("{}: {e:#}", self.servers[i].name())),
+                })
+                .collect();
+            if behind.is_empty() {
+                Ok(())
+            } else {
+                Err(behind.join(", "))
+            }
+        })
+        .await;
+    }
+
     /// The default deadline of the cluster's waits.
     pub fn timeout(&self) -> Duration {
         self.opts.formation_timeout
