@@ -204,18 +204,21 @@ impl LeaseKeeper {
         self.lock().remove(id);
     }
 
+    /// Every lease in the replicated state, with its granted TTL in seconds.
+    fn replicated_leases(&self) -> HashMap<LeaseId, i64> {
+        let state = self.registry.state().read();
+        state
+            .machine
+            .leases()
+            .iter()
+            .map(|l| (l.id, l.ttl_secs))
+            .collect()
+    }
+
     /// Becomes authoritative: every replicated lease gets its full TTL plus
     /// one election timeout from now.
     fn promote(&self) {
-        let leases: Vec<(LeaseId, i64)> = {
-            let state = self.registry.state().read();
-            state
-                .machine
-                .leases()
-                .iter()
-                .map(|l| (l.id, l.ttl_secs))
-                .collect()
-        };
+        let leases = self.replicated_leases();
         let now = Instant::now();
         let mut deadlines = self.lock();
         deadlines.clear();
@@ -237,15 +240,7 @@ impl LeaseKeeper {
 
     /// Follows grants and revokes that did not pass through this keeper.
     fn reconcile(&self) {
-        let leases: HashMap<LeaseId, i64> = {
-            let state = self.registry.state().read();
-            state
-                .machine
-                .leases()
-                .iter()
-                .map(|l| (l.id, l.ttl_secs))
-                .collect()
-        };
+        let leases = self.replicated_leases();
         let now = Instant::now();
         let mut deadlines = self.lock();
         if !deadlines.leading {
