@@ -3,9 +3,17 @@
 //! these machines are shared and noisy, so compare ratios from one run.
 
 mod blocking_queries;
+mod compare_common;
+mod compare_etcd;
+mod compare_rnacos;
 mod core_cluster;
+mod etcd_cluster;
+mod etcd_load;
 mod machine;
+mod nacos_load;
+mod put_probe;
 mod report;
+mod rnacos_server;
 
 use std::path::PathBuf;
 
@@ -33,6 +41,20 @@ enum Command {
     Core(core_cluster::CoreArgs),
     /// 10,000 blocking queries on one service among 1,000 × 10 instances; one change → time until all return, server CPU.
     BlockingQueries(blocking_queries::BlockingArgs),
+    /// The same load against Sextant and a real baseline started side by side.
+    #[command(subcommand)]
+    Compare(Baseline),
+    /// Diagnostic: one put load with each server's Raft and fsync counters.
+    #[command(hide = true)]
+    PutProbe(put_probe::PutProbeArgs),
+}
+
+#[derive(Subcommand)]
+enum Baseline {
+    /// etcd 3.4 (Debian's etcd-server) over the etcd v3 gRPC API: puts, reads, leases, watches, failover, memory.
+    Etcd(compare_etcd::CompareEtcdArgs),
+    /// r-nacos (cargo install rnacos) over the Nacos v1 naming HTTP API: register, heartbeat, list, memory per instance.
+    Rnacos(compare_rnacos::CompareRnacosArgs),
 }
 
 fn sextant_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -56,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
     let section = match cli.command {
         Command::Core(args) => core_cluster::run(&bin, args).await?,
         Command::BlockingQueries(args) => blocking_queries::run(&bin, args).await?,
+        Command::Compare(Baseline::Etcd(args)) => compare_etcd::run(&bin, args).await?,
+        Command::Compare(Baseline::Rnacos(args)) => compare_rnacos::run(&bin, args).await?,
+        Command::PutProbe(args) => put_probe::run(&bin, args).await?,
     };
     println!("\n{}", section.markdown);
     if let Some(readme) = cli.write_readme {

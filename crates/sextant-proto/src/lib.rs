@@ -7,6 +7,12 @@ pub mod internal {
     tonic::include_proto!("sextant.internal.v1");
 }
 
+/// Sextant's native registry API (`sextant.v1.Registry`) on the gRPC port:
+/// register, keep alive, discover and watch. The client SDK speaks it.
+pub mod v1 {
+    tonic::include_proto!("sextant.v1");
+}
+
 /// The etcd v3 API subset Sextant serves on its gRPC port (KV, Watch, Lease,
 /// Cluster, Maintenance). The two packages are siblings because the generated
 /// `etcdserverpb` code names `super::mvccpb`.

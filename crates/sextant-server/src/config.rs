@@ -15,14 +15,16 @@ pub struct ServerConfig {
     pub grpc_addr: SocketAddr,
     pub raft_addr: SocketAddr,
     pub dns_addr: SocketAddr,
+    /// Nacos's v1 naming HTTP API.
+    pub nacos_addr: SocketAddr,
     /// Form a cluster once this many servers know of each other (0: never form, only join).
     pub bootstrap_expect: usize,
     /// Raft addresses of other servers to contact.
     pub join: Vec<String>,
     /// The longest time without a leader's heartbeat before a follower stands
-    /// for election (each waits a random time between half of it and all of it).
-    /// It is also the leader's lease: a follower that heard from the leader less
-    /// than this long ago refuses to vote for anyone else.
+    /// for election (each waits a random time between 3/4 of it and all of it).
+    /// Half of it is the leader's lease: a follower that heard from the leader
+    /// less than that long ago refuses to vote for anyone else.
     pub election_timeout: Duration,
     /// Take a snapshot (and purge the log) after this many entries since the last one.
     pub snapshot_threshold: u64,
@@ -44,6 +46,13 @@ pub struct ServerConfig {
     pub health: crate::health::HealthConfig,
     /// The Consul DNS interface on `dns_addr`.
     pub dns: DnsConfig,
+    /// The Nacos naming API on `nacos_addr`.
+    pub nacos: crate::nacos::NacosConfig,
+    /// TEST ONLY — a deliberately planted bug for the safety harness
+    /// (`sextant-chaos --planted-bug stale-reads`): linearizable reads skip the
+    /// read barrier and are served from local state, so a deposed leader or a
+    /// lagging follower answers stale data. Never set it in production.
+    pub unsafe_stale_reads: bool,
 }
 
 impl ServerConfig {
@@ -56,6 +65,7 @@ impl ServerConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 2379)),
             raft_addr: SocketAddr::from(([127, 0, 0, 1], 8300)),
             dns_addr: SocketAddr::from(([127, 0, 0, 1], 8600)),
+            nacos_addr: SocketAddr::from(([127, 0, 0, 1], 8848)),
             bootstrap_expect: 0,
             join: Vec::new(),
             election_timeout: Duration::from_millis(1000),
@@ -68,6 +78,8 @@ impl ServerConfig {
             etcd: crate::etcd::EtcdConfig::default(),
             health: crate::health::HealthConfig::default(),
             dns: DnsConfig::default(),
+            nacos: crate::nacos::NacosConfig::default(),
+            unsafe_stale_reads: false,
         }
     }
 
@@ -91,6 +103,7 @@ impl ServerConfig {
             });
         }
         self.dns.validate()?;
+        self.nacos.validate()?;
         Ok(())
     }
 
@@ -99,12 +112,13 @@ impl ServerConfig {
         let election_ms = self.election_timeout.as_millis() as u64;
         openraft::Config {
             cluster_name: "sextant".into(),
-            // openraft's followers keep the leader's lease for the whole
-            // maximum, so the first candidate usually needs a second round:
-            // failover takes one to two maximums. Half of it as the minimum
-            // keeps failover near one election timeout.
-            election_timeout_min: (election_ms / 2).max(1),
-            election_timeout_max: election_ms,
+            // An openraft follower stands for election only after the
+            // leader's lease (its `election_timeout_max`) and then a random
+            // `election_timeout_min..max` have passed since the last
+            // heartbeat. Half and a quarter of ours make that 3/4 to all of
+            // `election_timeout`: what the setting promises.
+            election_timeout_min: (election_ms / 4).max(1),
+            election_timeout_max: (election_ms / 2).max(2),
             heartbeat_interval: (election_ms / 10).max(10),
             install_snapshot_timeout: (election_ms * 4).max(2000),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),

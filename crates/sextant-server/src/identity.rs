@@ -26,6 +26,9 @@ pub struct Advertised {
     pub grpc: SocketAddr,
     pub raft: SocketAddr,
     pub dns: SocketAddr,
+    /// Absent in the files of versions without the Nacos API.
+    #[serde(default)]
+    pub nacos: Option<SocketAddr>,
 }
 
 /// Reads this server's node id, choosing a random one on first start.

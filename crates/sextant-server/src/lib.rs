@@ -10,10 +10,16 @@ pub mod compactor;
 pub mod config;
 pub mod dns;
 pub mod etcd;
+/// Fuzz target bodies, shared by `fuzz/` and the seeded tests; not API.
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod grpc_span;
 pub mod health;
 pub mod http;
 pub mod identity;
 pub mod lease_keeper;
+pub mod nacos;
+pub mod native;
 pub mod raft;
 pub mod registry;
 pub mod server;

@@ -15,7 +15,10 @@ use openraft::error::{
 };
 use openraft::{ChangeMembers, ServerState};
 use sextant_state::{Command, Op};
+use tracing::field::Empty;
+use tracing::Instrument;
 
+use crate::raft::batcher::Batcher;
 use crate::raft::network::{CallError, Method, PeerClients};
 use crate::raft::rpc::{
     ForwardRequest, ForwardResponse, JoinRequest, LeaveRequest, MembershipResponse,
@@ -67,6 +70,9 @@ pub struct RegistryConfig {
     /// Raft's election timeout: a leader that has not heard from a quorum for
     /// this long may have been replaced without knowing it.
     pub election_timeout: Duration,
+    /// TEST ONLY: the planted bug of the safety harness. Every read barrier
+    /// passes at once, so reads are local and may be stale.
+    pub unsafe_stale_reads: bool,
 }
 
 pub struct Registry {
@@ -79,6 +85,8 @@ pub struct Registry {
     started: Instant,
     /// When (ms since `started`) the leader last sent us entries or a heartbeat.
     last_leader_contact_ms: AtomicU64,
+    /// Proposes this server's writes while it leads, many to an entry.
+    batcher: Batcher,
 }
 
 /// The pause between attempts while a leader is being elected.
@@ -93,6 +101,7 @@ impl Registry {
         peers: PeerClients,
         config: RegistryConfig,
     ) -> Self {
+        let batcher = Batcher::spawn(raft.clone(), config.request_timeout);
         Self {
             id,
             node,
@@ -102,6 +111,7 @@ impl Registry {
             config,
             started: Instant::now(),
             last_leader_contact_ms: AtomicU64::new(0),
+            batcher,
         }
     }
 
@@ -174,11 +184,13 @@ impl Registry {
     /// committed again: until then "not found" may be wrong.
     pub fn applied_own_log(&self) -> bool {
         let last_log_index = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
-        self.state.revision() >= last_log_index
+        self.state.applied_index() >= last_log_index
     }
 
-    /// Whether this server leads and a quorum acknowledged it within one
-    /// election timeout, so no other leader can have been elected meanwhile.
+    /// Whether this server leads and a quorum acknowledged it within the
+    /// followers' lease (half the election timeout, see
+    /// `ServerConfig::raft_config`) less a tenth for clock drift, so no other
+    /// leader can have been elected meanwhile.
     ///
     /// openraft keeps a leader cut off from the majority in place until it
     /// hears of a higher term; answers that only a current leader may give —
@@ -187,7 +199,7 @@ impl Registry {
     pub fn holds_leader_lease(&self) -> bool {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
-        let lease_ms = self.config.election_timeout.as_millis() as u64;
+        let lease_ms = (self.config.election_timeout.as_millis() as u64) * 9 / 20;
         metrics.state == ServerState::Leader
             && metrics
                 .millis_since_quorum_ack
@@ -197,8 +209,17 @@ impl Registry {
     /// Proposes `op` and waits until it is committed by a majority and applied.
     pub async fn write(&self, op: Op) -> Result<WriteOutcome, RegistryError> {
         let started = Instant::now();
-        let outcome = self.propose(op).await;
-        crate::telemetry::observe_seconds(crate::telemetry::RAFT_WRITE_SECONDS, started.elapsed());
+        let span = tracing::debug_span!(
+            "registry.write",
+            op = op_kind(&op),
+            raft.index = Empty,
+            duration_ms = Empty,
+            error = Empty,
+        );
+        let outcome = self.propose(op).instrument(span.clone()).await;
+        let elapsed = started.elapsed();
+        crate::telemetry::observe_seconds(crate::telemetry::RAFT_WRITE_SECONDS, elapsed);
+        record_outcome(&span, &outcome, elapsed);
         outcome
     }
 
@@ -263,28 +284,23 @@ impl Registry {
     /// elsewhere); `Unknown` means it was handed to Raft but no outcome came
     /// back in time, so it may still be committed.
     pub async fn write_local(&self, command: Command) -> ForwardResponse {
-        let responder = match self.raft.client_write_ff(command).await {
-            Ok(responder) => responder,
-            Err(_) => return Err(RemoteError::ShuttingDown),
-        };
-        let answer = tokio::time::timeout(self.config.request_timeout, responder).await;
-        match answer {
-            Ok(Ok(Ok(response))) => Ok(WriteOutcome {
-                index: response.log_id.index,
-                response: response.data,
-            }),
-            Ok(Ok(Err(ClientWriteError::ForwardToLeader(forward)))) => Err(not_leader(forward)),
-            Ok(Ok(Err(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(RemoteError::Membership(e.to_string()))
-            }
-            Ok(Err(_)) => Err(RemoteError::Unknown(
-                "Raft stopped before the write's outcome was known".into(),
-            )),
-            Err(_) => Err(RemoteError::Unknown(format!(
-                "no outcome within {:?} (is a quorum reachable?)",
-                self.config.request_timeout
-            ))),
-        }
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "raft.propose",
+            op = op_kind(&command.op),
+            raft.index = Empty,
+            duration_ms = Empty,
+            error = Empty,
+        );
+        let answer = self.propose_here(command).instrument(span.clone()).await;
+        record_outcome(&span, &answer, started.elapsed());
+        answer
+    }
+
+    /// Hands `command` to the batcher, which proposes it with the other
+    /// writes waiting (see `raft::batcher`).
+    async fn propose_here(&self, command: Command) -> ForwardResponse {
+        self.batcher.propose(command).await
     }
 
     /// Proposes a duty that only the current leader performs (expiring a
@@ -346,11 +362,15 @@ impl Registry {
         metrics
             .last_log_index
             .unwrap_or(0)
-            .max(self.state.revision())
+            .max(self.state.applied_index())
     }
 
     /// Waits until this server's applied state satisfies `consistency`.
     pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), RegistryError> {
+        if self.config.unsafe_stale_reads {
+            // The planted bug (see `ServerConfig::unsafe_stale_reads`).
+            return Ok(());
+        }
         let request = match consistency {
             Consistency::Stale => return Ok(()),
             Consistency::Default => ReadIndexRequest::Leader,
@@ -389,14 +409,10 @@ impl Registry {
         }
     }
 
+    /// Waits until this server has applied the Raft log up to `index`.
     async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), RegistryError> {
-        let mut revisions = self.state.subscribe();
-        let wait = async move {
-            revisions
-                .wait_for(|revision| *revision >= index)
-                .await
-                .is_ok()
-        };
+        let mut applied = self.state.subscribe_applied_index();
+        let wait = async move { applied.wait_for(|applied| *applied >= index).await.is_ok() };
         match tokio::time::timeout_at(deadline.into(), wait).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(RegistryError::ShuttingDown),
@@ -556,6 +572,44 @@ impl Registry {
             .map_err(membership_error)?;
         Ok(())
     }
+}
+
+/// The kind of a proposed operation, as its span names it.
+fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::KvPut { .. } => "kv_put",
+        Op::KvDelete { .. } => "kv_delete",
+        Op::KvCompact { .. } => "kv_compact",
+        Op::RegisterNode { .. } => "register_node",
+        Op::DeregisterNode { .. } => "deregister_node",
+        Op::RegisterService { .. } => "register_service",
+        Op::DeregisterService { .. } => "deregister_service",
+        Op::RegisterCheck { .. } => "register_check",
+        Op::DeregisterCheck { .. } => "deregister_check",
+        Op::UpdateCheck { .. } => "update_check",
+        Op::CreateSession { .. } => "create_session",
+        Op::DestroySession { .. } => "destroy_session",
+        Op::LeaseGrant { .. } => "lease_grant",
+        Op::LeaseRevoke { .. } => "lease_revoke",
+        Op::Txn { .. } => "txn",
+        Op::RestoreSnapshot { .. } => "restore_snapshot",
+    }
+}
+
+/// Fills in a proposal span's index (or error) and duration.
+fn record_outcome<E: std::fmt::Display>(
+    span: &tracing::Span,
+    outcome: &Result<WriteOutcome, E>,
+    elapsed: Duration,
+) {
+    if span.is_disabled() {
+        return;
+    }
+    match outcome {
+        Ok(written) => span.record("raft.index", written.index),
+        Err(e) => span.record("error", tracing::field::display(e)),
+    };
+    span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
 }
 
 fn not_leader(forward: ForwardToLeader<NodeId, ServerNode>) -> RemoteError {

@@ -1,6 +1,6 @@
 //! Wiring one server together, in dependency order: identity → listeners →
 //! log store → state machine → network → Raft → registry → internal gRPC API →
-//! HTTP API → etcd API → DNS → cluster formation. Shutdown runs the other way round.
+//! HTTP API → Nacos API → etcd API → DNS → cluster formation. Shutdown runs the other way round.
 
 use std::fs;
 use std::path::PathBuf;
@@ -89,6 +89,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         identity::sticky(config.grpc_addr, previous.as_ref().map(|p| p.grpc)),
     )
     .await?;
+    let nacos_listener = bind(
+        "nacos",
+        identity::sticky(config.nacos_addr, previous.as_ref().and_then(|p| p.nacos)),
+    )
+    .await?;
     let dns_addr = identity::sticky(config.dns_addr, previous.as_ref().map(|p| p.dns));
     let dns_listeners = crate::dns::bind(dns_addr)
         .await
@@ -122,6 +127,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 addr: dns_addr,
                 source,
             })?,
+        nacos: Some(local(&nacos_listener, "nacos")?),
     };
     let node = ServerNode {
         name: config.name.clone(),
@@ -169,6 +175,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             request_timeout: (config.election_timeout * 10).max(Duration::from_secs(5)),
             forward_timeout: (config.election_timeout * 5).max(Duration::from_secs(2)),
             election_timeout: config.election_timeout,
+            unsafe_stale_reads: config.unsafe_stale_reads,
         },
     ));
     let discovery = Arc::new(Discovery::new(registry.clone()));
@@ -223,7 +230,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         discovery: discovery.clone(),
         peers: peers.clone(),
         max_value_bytes: config.max_value_bytes,
-        health,
+        health: health.clone(),
         shared: Default::default(),
     });
     let stop = stopped(stop_rx.clone());
@@ -235,6 +242,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
+            }
+        }),
+    ));
+
+    let nacos_router = crate::nacos::router(crate::nacos::NacosState {
+        registry: registry.clone(),
+        health: health.clone(),
+        config: config.nacos.clone(),
+    });
+    let stop = stopped(stop_rx.clone());
+    tasks.push((
+        "nacos",
+        tokio::spawn(async move {
+            let served = axum::serve(nacos_listener, nacos_router)
+                .with_graceful_shutdown(stop)
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "Nacos HTTP server failed");
             }
         }),
     ));
@@ -251,8 +276,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         stop: stop_rx.clone(),
     };
     let grpc_router = crate::etcd::add_services(
-        tonic::transport::Server::builder().add_routes(Default::default()),
+        tonic::transport::Server::builder()
+            .layer(crate::grpc_span::GrpcSpanLayer)
+            .add_routes(Default::default()),
         etcd,
+    );
+    let grpc_router = crate::native::add_service(
+        grpc_router,
+        crate::native::NativeContext {
+            registry: registry.clone(),
+            health,
+            stop: stop_rx.clone(),
+        },
     );
     let stop = stopped(stop_rx.clone());
     tasks.push((

@@ -31,6 +31,10 @@ pub const STORAGE_FSYNCS: &str = "sextant_storage_fsyncs_total";
 pub const STORAGE_BYTES_WRITTEN: &str = "sextant_storage_bytes_written_total";
 pub const HTTP_REQUESTS: &str = "sextant_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "sextant_http_request_duration_seconds";
+/// Calls on the client gRPC port by method path and status code name.
+pub const GRPC_REQUESTS: &str = "sextant_grpc_requests_total";
+/// A call's time to its status: for a stream, its whole life.
+pub const GRPC_REQUEST_SECONDS: &str = "sextant_grpc_request_duration_seconds";
 pub const BLOCKING_QUERIES: &str = "sextant_blocking_queries_in_flight";
 pub const ETCD_WATCHERS: &str = "sextant_etcd_watchers_in_flight";
 pub const HEALTH_CHECKS: &str = "sextant_health_checks";
@@ -78,6 +82,7 @@ fn builder() -> Result<PrometheusBuilder, BuildError> {
     let latency = [
         RAFT_WRITE_SECONDS,
         HTTP_REQUEST_SECONDS,
+        GRPC_REQUEST_SECONDS,
         HEALTH_PROBE_SECONDS,
     ];
     let mut builder = PrometheusBuilder::new();

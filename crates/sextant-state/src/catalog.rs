@@ -15,6 +15,7 @@ mod check;
 mod invariants;
 mod node;
 mod read;
+mod restore;
 mod service;
 mod write;
 

@@ -50,7 +50,9 @@ pub enum LockAction {
 pub enum Op {
     /// Write one key.
     KvPut {
+        #[serde(with = "crate::byte_buf")]
         key: Vec<u8>,
+        #[serde(with = "crate::byte_buf")]
         value: Vec<u8>,
         /// Consul's opaque 64-bit flags.
         flags: u64,
@@ -107,6 +109,17 @@ pub enum Op {
     /// An etcd Txn (etcd's Put and DeleteRange travel as one, too): compares,
     /// then one branch, atomically at this entry's revision.
     Txn { txn: crate::txn::Txn },
+
+    /// Replace the whole state with a snapshot (`sextant snapshot restore`).
+    /// The command carries the encoded bytes and every replica decodes them
+    /// while applying, so all reach the same state. The restored state
+    /// continues at this entry's revision: nothing moves backwards for
+    /// watchers, and every key or record that differs is written anew here.
+    RestoreSnapshot {
+        /// Bytes written by `StateMachine::encode_snapshot`.
+        #[serde(with = "crate::byte_buf")]
+        snapshot: Vec<u8>,
+    },
 }
 
 /// The outcome of applying one command.

@@ -15,6 +15,7 @@ mod event;
 mod invariants;
 mod query;
 mod read;
+mod restore;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -33,7 +34,9 @@ use crate::session::SessionId;
 /// One live version of a key, as both Consul and etcd clients see it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct KeyValue {
+    #[serde(with = "crate::byte_buf")]
     pub key: Vec<u8>,
+    #[serde(with = "crate::byte_buf")]
     pub value: Vec<u8>,
     /// The revision that created this incarnation of the key (Consul's CreateIndex).
     pub create_revision: u64,

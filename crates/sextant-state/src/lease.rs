@@ -83,6 +83,14 @@ impl LeaseStore {
         Ok(())
     }
 
+    /// Brings every grant revision above `revision` down to it: a restored
+    /// snapshot may come from a cluster further along than this one.
+    pub(crate) fn clamp_revisions(&mut self, revision: u64) {
+        for lease in self.leases.values_mut() {
+            lease.granted_revision = lease.granted_revision.min(revision);
+        }
+    }
+
     pub(crate) fn remove(&mut self, id: LeaseId) -> Option<Lease> {
         self.leases.remove(&id)
     }

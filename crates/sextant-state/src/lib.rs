@@ -8,8 +8,12 @@
 //!
 //! This crate depends on nothing of the server: no Raft, no storage, no network.
 
+mod byte_buf;
 pub mod catalog;
 pub mod command;
+/// Fuzz target bodies, shared by `fuzz/` and the seeded tests; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kv;
 pub mod lease;
 pub mod machine;
@@ -52,4 +56,7 @@ pub enum ApplyError {
     /// An etcd put that keeps the value or lease of a key that does not exist.
     #[error("key {key:?} not found")]
     KeyNotFound { key: Vec<u8> },
+    /// A restore whose snapshot does not decode to a consistent state.
+    #[error("invalid snapshot: {reason}")]
+    InvalidSnapshot { reason: String },
 }

@@ -11,6 +11,9 @@ mod catalog_ops;
 mod invariants;
 mod kv_ops;
 mod lease_ops;
+mod restore_ops;
+#[cfg(test)]
+mod restore_tests;
 mod session_ops;
 mod snapshot;
 #[cfg(test)]
@@ -175,6 +178,7 @@ impl StateMachine {
             Op::LeaseGrant { id, ttl_secs } => self.lease_grant(*id, *ttl_secs),
             Op::LeaseRevoke { id } => self.lease_revoke(*id, fx),
             Op::Txn { txn } => self.txn(txn, now_ms, fx),
+            Op::RestoreSnapshot { snapshot } => self.restore_snapshot(snapshot, fx),
         }
     }
 }

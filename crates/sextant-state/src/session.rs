@@ -125,6 +125,15 @@ impl SessionStore {
             .unwrap_or_default()
     }
 
+    /// Brings every index above `revision` down to it: a restored snapshot
+    /// may come from a cluster further along than this one.
+    pub(crate) fn clamp_indexes(&mut self, revision: u64) {
+        for session in self.sessions.values_mut() {
+            session.create_index = session.create_index.min(revision);
+            session.modify_index = session.modify_index.min(revision);
+        }
+    }
+
     /// Adds a session that the caller has validated and stamped.
     pub(crate) fn insert(&mut self, session: Session) {
         let id = session.id.clone();

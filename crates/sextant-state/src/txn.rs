@@ -43,7 +43,9 @@ pub struct Compare {
 /// etcd's PutRequest.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct PutOp {
+    #[serde(with = "crate::byte_buf")]
     pub key: Vec<u8>,
+    #[serde(with = "crate::byte_buf")]
     pub value: Vec<u8>,
     /// 0 for none.
     pub lease: LeaseId,

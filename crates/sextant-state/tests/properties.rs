@@ -132,7 +132,7 @@ fn session() -> impl Strategy<Value = Session> {
         })
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn plain_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         // etcd-style: maybe a lease, never a lock.
         4 => (key(), select(&["1", "2"][..]), lease()).prop_map(|(key, value, lease)| Op::KvPut {
@@ -210,11 +210,38 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Mostly plain commands; now and then a restore: of a snapshot of another
+/// small random world (with the prologue's names, so it collides with this
+/// one), or of bytes that are no snapshot and must be refused.
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        40 => plain_op(),
+        1 => (any::<bool>(), proptest::collection::vec(entry_of(plain_op()), 0..12))
+            .prop_map(|(populated, tail)| {
+                let mut world = if populated { prologue() } else { Vec::new() };
+                world.extend(tail);
+                let mut sm = StateMachine::new();
+                let mut replayer = Replayer::new();
+                for entry in &world {
+                    replayer.apply(&mut sm, entry);
+                }
+                let snapshot = sm.encode_snapshot().unwrap_or_default();
+                Op::RestoreSnapshot { snapshot }
+            }),
+        1 => proptest::collection::vec(any::<u8>(), 0..16)
+            .prop_map(|snapshot| Op::RestoreSnapshot { snapshot }),
+    ]
+}
+
 fn entry() -> impl Strategy<Value = Entry> {
+    entry_of(op())
+}
+
+fn entry_of(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Entry> {
     (
         prop_oneof![1 => Just(0u64), 8 => Just(1u64), 1 => 2u64..4],
         0u64..30,
-        prop_oneof![1 => Just(None), 12 => op().prop_map(Some)],
+        prop_oneof![1 => Just(None), 12 => op.prop_map(Some)],
     )
         .prop_map(|(index_gap, clock_step_ms, op)| Entry {
             index_gap,
@@ -308,7 +335,7 @@ impl Replayer {
     }
 }
 
-/// The invariants of the brief, through the public API only; the machine's
+/// The state machine's invariants, through the public API only; the machine's
 /// own `check_invariants` covers its internal indexes on top of these.
 fn check_public_invariants(sm: &StateMachine) -> Result<(), TestCaseError> {
     let kv = sm.kv();

@@ -9,6 +9,7 @@ use clap::Args;
 use sextant_server::ServerConfig;
 
 use crate::config_file::FileConfig;
+use crate::observability::{self, LogFormat};
 
 #[derive(Args, Debug, Default)]
 pub struct AgentArgs {
@@ -55,6 +56,17 @@ pub struct AgentArgs {
     /// TTL of DNS records, e.g. 0s, 5s [default: 0s]
     #[arg(long)]
     dns_ttl: Option<String>,
+    /// Nacos v1 naming HTTP API [default: 127.0.0.1:8848]
+    #[arg(long)]
+    nacos_addr: Option<SocketAddr>,
+    /// An ephemeral Nacos instance without a beat for this long turns
+    /// unhealthy [default: 15s] (hidden: Nacos's value; tests shorten it)
+    #[arg(long, hide = true)]
+    nacos_beat_timeout: Option<String>,
+    /// An ephemeral Nacos instance without a beat for this long is deleted
+    /// [default: 30s] (hidden, like --nacos-beat-timeout)
+    #[arg(long, hide = true)]
+    nacos_delete_timeout: Option<String>,
     /// Longest time without a leader before an election, e.g. 1s, 500ms [default: 1s]
     #[arg(long)]
     election_timeout: Option<String>,
@@ -73,6 +85,17 @@ pub struct AgentArgs {
     /// Log filter, e.g. info, debug, sextant_server=debug [default: info]
     #[arg(long)]
     log_level: Option<String>,
+    /// Log lines as text or as JSON objects [default: text]
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Export request and Raft proposal spans over OTLP/gRPC to this
+    /// collector, e.g. http://127.0.0.1:4317 [default: none]
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    /// TEST ONLY, hidden: the planted bug that `sextant-chaos --planted-bug
+    /// stale-reads` must detect. Linearizable reads skip the read barrier.
+    #[arg(long, hide = true)]
+    unsafe_stale_reads: bool,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -80,12 +103,6 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    init_logging(
-        args.log_level
-            .as_deref()
-            .or(file.log_level.as_deref())
-            .unwrap_or("info"),
-    );
     let dev = args.dev || file.dev.unwrap_or(false);
     // A dev agent without a data directory keeps its data in a temporary one,
     // removed when the agent exits.
@@ -104,6 +121,27 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         None => anyhow::bail!("--data-dir is required (or use --dev)"),
     };
     let config = compose(&args, &file, dev, data_dir)?;
+    let observability = observability::init(&observability::Settings {
+        log_level: args
+            .log_level
+            .as_deref()
+            .or(file.log_level.as_deref())
+            .unwrap_or("info"),
+        log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        otlp_endpoint: args
+            .otlp_endpoint
+            .as_deref()
+            .or(file.otlp_endpoint.as_deref()),
+        node_name: &config.name,
+    })?;
+    let served = serve(config).await;
+    observability.shutdown().await;
+    drop(temporary_dir);
+    served
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let leave = config.leave_on_terminate;
     let server = sextant_server::start(config.clone())
         .await
@@ -117,11 +155,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     println!("    Raft (servers):    {}", a.raft);
     println!("    gRPC:              {}", a.grpc);
     println!("    DNS:               {}", a.dns);
+    if let Some(nacos) = a.nacos {
+        println!("    Nacos naming API:  http://{nacos}");
+    }
     println!("    data directory:    {}", config.data_dir.display());
     wait_for_signal().await?;
     tracing::info!(leave, "shutting down");
     let left = server.shutdown(leave).await;
-    drop(temporary_dir);
     left.context("could not leave the cluster")
 }
 
@@ -162,6 +202,32 @@ fn compose(
         config.dns.ttl =
             humantime::parse_duration(text).with_context(|| format!("invalid DNS TTL {text:?}"))?;
     }
+    config.nacos_addr = args
+        .nacos_addr
+        .or(file.nacos_addr)
+        .unwrap_or(config.nacos_addr);
+    let duration = |flag: &Option<String>, key: &Option<String>, what: &str| {
+        flag.as_deref()
+            .or(key.as_deref())
+            .map(|text| {
+                humantime::parse_duration(text).with_context(|| format!("invalid {what} {text:?}"))
+            })
+            .transpose()
+    };
+    if let Some(timeout) = duration(
+        &args.nacos_beat_timeout,
+        &file.nacos_beat_timeout,
+        "Nacos beat timeout",
+    )? {
+        config.nacos.beat_timeout = timeout;
+    }
+    if let Some(timeout) = duration(
+        &args.nacos_delete_timeout,
+        &file.nacos_delete_timeout,
+        "Nacos delete timeout",
+    )? {
+        config.nacos.delete_timeout = timeout;
+    }
     config.join = if args.join.is_empty() {
         file.join.clone().unwrap_or_default()
     } else {
@@ -188,6 +254,7 @@ fn compose(
         .or(file.kv_history_retention)
         .unwrap_or(config.kv_history_retention);
     config.leave_on_terminate = args.leave_on_terminate || file.leave_on_terminate.unwrap_or(false);
+    config.unsafe_stale_reads = args.unsafe_stale_reads;
     if file.server == Some(false) {
         anyhow::bail!(
             "client agents (server = false) are not supported yet: every agent is a server"
@@ -206,17 +273,6 @@ fn host_name() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "sextant".to_string())
-}
-
-/// openraft warns about an unreachable peer on every retry; its errors are
-/// what an operator needs, Sextant logs the state changes itself.
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},openraft=error")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

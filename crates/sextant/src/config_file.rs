@@ -25,11 +25,16 @@ pub struct FileConfig {
     pub dns_only_passing: Option<bool>,
     pub dns_udp_answer_limit: Option<usize>,
     pub dns_ttl: Option<String>,
+    pub nacos_addr: Option<SocketAddr>,
+    pub nacos_beat_timeout: Option<String>,
+    pub nacos_delete_timeout: Option<String>,
     pub election_timeout: Option<String>,
     pub snapshot_threshold: Option<u64>,
     pub kv_history_retention: Option<u64>,
     pub leave_on_terminate: Option<bool>,
     pub log_level: Option<String>,
+    pub log_format: Option<crate::observability::LogFormat>,
+    pub otlp_endpoint: Option<String>,
 }
 
 impl FileConfig {

@@ -4,7 +4,10 @@
 mod agent;
 mod client;
 mod config_file;
+mod observability;
+mod progress;
 mod registry_cli;
+mod snapshot_cli;
 
 use clap::{Parser, Subcommand};
 
@@ -75,6 +78,13 @@ enum Command {
         #[command(subcommand)]
         command: registry_cli::WatchCommand,
     },
+    /// Save the whole state to a file, or restore it from one.
+    Snapshot {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        command: snapshot_cli::SnapshotCommand,
+    },
     /// Cluster operations.
     Operator {
         #[command(flatten)]
@@ -112,6 +122,7 @@ fn main() -> std::process::ExitCode {
             Command::Register { target, file } => registry_cli::register(&target, &file).await,
             Command::Deregister { target, id } => registry_cli::deregister(&target, &id).await,
             Command::Watch { target, command } => registry_cli::watch(&target, command).await,
+            Command::Snapshot { target, command } => snapshot_cli::snapshot(&target, command).await,
         }
     });
     match result {

@@ -50,14 +50,27 @@ impl Cluster {
     /// `--bootstrap-expect n`. Returns once one leader is elected, every server
     /// names it, and every server reports exactly these `n` voters.
     pub async fn start(bin: impl AsRef<Path>, n: usize, opts: ClusterOpts) -> Cluster {
+        let each = vec![opts.server.clone(); n];
+        Cluster::start_with(bin, &each, opts).await
+    }
+
+    /// Like [`Cluster::start`], with one [`ServerOpts`] per server (its own
+    /// network namespace and address, say); `opts.server` is what
+    /// [`Cluster::add_server`] callers usually reuse.
+    pub async fn start_with(
+        bin: impl AsRef<Path>,
+        each: &[ServerOpts],
+        opts: ClusterOpts,
+    ) -> Cluster {
+        let n = each.len();
         assert!(n >= 1, "a cluster needs at least one server");
         let bin = bin.as_ref().to_owned();
-        let first = Server::start(&bin, "s1", &opts.server, Some(n), &[]).await;
+        let first = Server::start(&bin, "s1", &each[0], Some(n), &[]).await;
         let seed = [first.raft_addr()];
         let rest = join_all((2..=n).map(|i| {
             let name = format!("s{i}");
-            let (bin, opts, seed) = (&bin, &opts, &seed);
-            async move { Server::start(bin, &name, &opts.server, Some(n), seed).await }
+            let (bin, server_opts, seed) = (&bin, &each[i - 1], &seed);
+            async move { Server::start(bin, &name, server_opts, Some(n), seed).await }
         }))
         .await;
         let mut servers = vec![first];

@@ -6,7 +6,10 @@
 //! [`Cluster`] starts N servers that bootstrap together and waits until they
 //! agree on a leader. [`HttpClient`] speaks the Consul-compatible HTTP API and
 //! the native `/v1/sextant/raft` endpoint. Faults are real signals: SIGKILL,
-//! SIGTERM, SIGSTOP and SIGCONT.
+//! SIGTERM, SIGSTOP and SIGCONT. A server can also listen on another address
+//! and run through a launcher ([`ServerOpts::bind_ip`],
+//! [`ServerOpts::launcher`]): `sextant-chaos` puts each server in its own
+//! network namespace that way, to partition them.
 //!
 //! Rules the harness keeps so tests stay reproducible and clean:
 //! - nothing waits by sleeping for luck: [`wait_for`] and [`Cluster::wait_for`]

@@ -1,6 +1,6 @@
 //! One `sextant agent` child process with a data directory that survives restarts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -39,6 +39,12 @@ pub struct ServerOpts {
     pub extra_args: Vec<String>,
     /// How long one start may take until `addresses.json` is written and HTTP answers.
     pub start_timeout: Duration,
+    /// The address every listener binds (port 0); `None` is 127.0.0.1. A
+    /// server in its own network namespace listens on that namespace's address.
+    pub bind_ip: Option<IpAddr>,
+    /// A command the agent is run through, e.g. `ip netns exec NS`; it must
+    /// exec the agent in place so the process id (and its signals) stay the agent's.
+    pub launcher: Vec<String>,
 }
 
 impl Default for ServerOpts {
@@ -49,6 +55,8 @@ impl Default for ServerOpts {
             leave_on_terminate: false,
             extra_args: Vec::new(),
             start_timeout: Duration::from_secs(30),
+            bind_ip: None,
+            launcher: Vec::new(),
         }
     }
 }
@@ -63,6 +71,9 @@ pub struct Addresses {
     pub grpc: SocketAddr,
     pub raft: SocketAddr,
     pub dns: SocketAddr,
+    /// The Nacos naming API (absent from agents that predate it).
+    #[serde(default)]
+    pub nacos: Option<SocketAddr>,
 }
 
 /// A `sextant agent` child process. Killed (SIGKILL) when dropped.
@@ -70,6 +81,7 @@ pub struct Addresses {
 pub struct Server {
     bin: PathBuf,
     args: Vec<String>,
+    launcher: Vec<String>,
     start_timeout: Duration,
     addresses: Addresses,
     client: HttpClient,
@@ -94,7 +106,7 @@ impl Server {
         let dir = new_data_dir(name);
         let mut args = vec!["agent".to_owned(), "--server".to_owned()];
         args.extend(["--name".to_owned(), name.to_owned()]);
-        args.extend(common_args(dir.path()));
+        args.extend(common_args(dir.path(), opts.bind_ip));
         if let Some(expect) = bootstrap_expect {
             args.extend(["--bootstrap-expect".to_owned(), expect.to_string()]);
         }
@@ -114,17 +126,24 @@ impl Server {
             args.push("--leave-on-terminate".to_owned());
         }
         args.extend(opts.extra_args.iter().cloned());
-        Server::launch_new(bin.as_ref(), name, args, dir, opts.start_timeout).await
+        Server::launch_new(bin.as_ref(), name, args, dir, opts).await
     }
 
     /// Starts `BIN agent --dev --data-dir DIR` with every listener on `127.0.0.1:0`.
     /// Returns once the dev agent has elected itself leader.
     pub async fn start_dev(bin: impl AsRef<Path>) -> Server {
+        Server::start_dev_with(bin, &[]).await
+    }
+
+    /// [`Server::start_dev`] with `extra_args` appended to the command line.
+    pub async fn start_dev_with(bin: impl AsRef<Path>, extra_args: &[String]) -> Server {
         let dir = new_data_dir("dev");
         let mut args = vec!["agent".to_owned(), "--dev".to_owned()];
-        args.extend(common_args(dir.path()));
-        let timeout = ServerOpts::default().start_timeout;
-        let dev = Server::launch_new(bin.as_ref(), "dev", args, dir, timeout).await;
+        args.extend(common_args(dir.path(), None));
+        args.extend(extra_args.iter().cloned());
+        let opts = ServerOpts::default();
+        let timeout = opts.start_timeout;
+        let dev = Server::launch_new(bin.as_ref(), "dev", args, dir, &opts).await;
         crate::wait_for("the dev agent to lead", timeout, || async {
             match dev.http().status_leader().await {
                 Ok(leader) if !leader.is_empty() => Ok(()),
@@ -140,12 +159,14 @@ impl Server {
         label: &str,
         args: Vec<String>,
         dir: TempDir,
-        start_timeout: Duration,
+        opts: &ServerOpts,
     ) -> Server {
-        match launch(bin, &args, dir.path(), start_timeout, 1).await {
+        let start_timeout = opts.start_timeout;
+        match launch(bin, &opts.launcher, &args, dir.path(), start_timeout, 1).await {
             Ok((process, addresses)) => Server {
                 bin: bin.to_owned(),
                 args,
+                launcher: opts.launcher.clone(),
                 start_timeout,
                 client: HttpClient::new(addresses.http),
                 addresses,
@@ -188,6 +209,13 @@ impl Server {
 
     pub fn dns_addr(&self) -> SocketAddr {
         self.addresses.dns
+    }
+
+    /// The Nacos naming API's address; panics if the agent does not serve it.
+    pub fn nacos_addr(&self) -> SocketAddr {
+        self.addresses
+            .nacos
+            .expect("the agent advertises no Nacos address")
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -307,6 +335,7 @@ impl Server {
         self.starts += 1;
         let launched = launch(
             &self.bin,
+            &self.launcher,
             &self.args,
             self.dir.path(),
             self.start_timeout,
@@ -369,10 +398,17 @@ fn new_data_dir(name: &str) -> TempDir {
         .expect("creating a temporary data directory")
 }
 
-fn common_args(data_dir: &Path) -> Vec<String> {
+fn common_args(data_dir: &Path, bind_ip: Option<IpAddr>) -> Vec<String> {
     let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
-    for flag in ["--http-addr", "--grpc-addr", "--raft-addr", "--dns-addr"] {
-        args.extend([flag.to_owned(), "127.0.0.1:0".to_owned()]);
+    let any_port = SocketAddr::new(bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), 0);
+    for flag in [
+        "--http-addr",
+        "--grpc-addr",
+        "--raft-addr",
+        "--dns-addr",
+        "--nacos-addr",
+    ] {
+        args.extend([flag.to_owned(), any_port.to_string()]);
     }
     args
 }
@@ -398,6 +434,7 @@ fn fingerprint(path: &Path) -> Option<(u64, i64, i64, u64)> {
 /// HTTP listener answers.
 async fn launch(
     bin: &Path,
+    launcher: &[String],
     args: &[String],
     dir: &Path,
     timeout: Duration,
@@ -406,7 +443,14 @@ async fn launch(
     let addresses_path = dir.join(ADDRESSES_FILE);
     let before = fingerprint(&addresses_path);
 
-    let mut command = Command::new(bin);
+    let mut command = match launcher.split_first() {
+        Some((program, launcher_args)) => {
+            let mut command = Command::new(program);
+            command.args(launcher_args).arg(bin);
+            command
+        }
+        None => Command::new(bin),
+    };
     command.args(args).current_dir(dir);
     for (key, _) in std::env::vars_os() {
         // The agent may read its flags from SEXTANT_* variables; only the

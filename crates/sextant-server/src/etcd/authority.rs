@@ -30,9 +30,11 @@ const PRIORITY: u8 = 0x20;
 /// HTTP/2's default and smallest SETTINGS_MAX_FRAME_SIZE, which the server
 /// keeps: rewritten header blocks are cut into frames of at most this.
 const MAX_FRAME_PAYLOAD: usize = 16 * 1024;
-/// The most a client may send in one frame (HTTP/2's ceiling); larger
-/// frame lengths mean garbage, and the connection is closed.
-const MAX_ACCEPTED_FRAME: usize = (1 << 24) - 1;
+/// The most a client may send in one frame: the gRPC server keeps HTTP/2's
+/// default SETTINGS_MAX_FRAME_SIZE, so a longer frame breaks the protocol
+/// (the server would refuse it too). Checked before anything is allocated
+/// for the payload, so a forged length costs nothing.
+const MAX_ACCEPTED_FRAME: usize = MAX_FRAME_PAYLOAD;
 /// The largest header block accepted across HEADERS and CONTINUATION frames.
 const MAX_HEADER_BLOCK: usize = 1024 * 1024;
 /// Bytes buffered between the relay and the gRPC server, each way.
@@ -96,6 +98,8 @@ where
     let mut decoder = Decoder::new();
     let mut encoder = Encoder::new();
     let mut pending: Option<PendingBlock> = None;
+    // One buffer for every frame's payload: frames are relayed one at a time.
+    let mut payload = Vec::with_capacity(MAX_ACCEPTED_FRAME);
     loop {
         let mut head = [0u8; FRAME_HEADER_LEN];
         from.read_exact(&mut head).await?;
@@ -105,7 +109,7 @@ where
         }
         let (kind, flags) = (head[3], head[4]);
         let stream_id = [head[5], head[6], head[7], head[8]];
-        let mut payload = vec![0u8; len];
+        payload.resize(len, 0);
         from.read_exact(&mut payload).await?;
         match (kind, pending.as_mut()) {
             (HEADERS, None) => {

@@ -11,7 +11,8 @@
 pub mod authority;
 mod catalog_view;
 mod cluster;
-mod convert;
+// Reached by the fuzz facade (`crate::fuzzing`) for the request checks.
+pub(crate) mod convert;
 mod error;
 mod kv;
 mod lease;
@@ -104,7 +105,7 @@ pub async fn stopped(stop: &mut signal::Receiver<bool>) {
 }
 
 /// Adds every etcd service to a gRPC router.
-pub fn add_services(router: Router, ctx: EtcdContext) -> Router {
+pub fn add_services<L>(router: Router<L>, ctx: EtcdContext) -> Router<L> {
     router
         .add_service(limit(KvServer::new(kv::KvService::new(ctx.clone()))))
         .add_service(

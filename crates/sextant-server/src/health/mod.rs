@@ -87,6 +87,14 @@ pub enum TtlUpdateError {
     NotTtl(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The owner of the check refused the update for another reason; its
+    /// HTTP status and reason, to relay as they are.
+    #[error("{reason}")]
+    Owner {
+        owner: String,
+        status: u16,
+        reason: String,
+    },
 }
 
 /// The handle the HTTP frontend holds: ownership, TTL updates, session renewals.
@@ -175,6 +183,79 @@ impl Health {
             self.ttl_table().set_pending_output(&key, output);
         }
         Ok(None)
+    }
+
+    /// A TTL update received by any server, for every API that takes one
+    /// (Consul's `/v1/agent/check/*`, the native KeepAlive): passed on once
+    /// to the server that owns the check, where its TTL clock lives, with
+    /// that server's verdict; taken here when this server owns the check or
+    /// the owner cannot be reached (a TTL must not expire because its owner
+    /// just died). `Ok(Some(index))`: the status changed at Raft index `index`.
+    pub async fn ttl_update_routed(
+        &self,
+        node: &str,
+        check_id: &str,
+        status: CheckStatus,
+        output: &str,
+    ) -> Result<Option<u64>, TtlUpdateError> {
+        if let Some(owner) = self.owner_of(node, check_id) {
+            match self
+                .forward_ttl_update(&owner, node, check_id, status, output)
+                .await
+            {
+                Ok(verdict) => return verdict,
+                Err(e) => {
+                    tracing::debug!(owner = %owner, error = %e, "owner unreachable; updating the TTL check here")
+                }
+            }
+        }
+        self.ttl_update(node, check_id, status, output).await
+    }
+
+    /// Passes a TTL update on to `owner` (marked as forwarded, so it is
+    /// never passed on again). The outer `Err` means the update may not have
+    /// reached the owner.
+    async fn forward_ttl_update(
+        &self,
+        owner: &ServerNode,
+        node: &str,
+        check_id: &str,
+        status: CheckStatus,
+        output: &str,
+    ) -> Result<Result<Option<u64>, TtlUpdateError>, reqwest::Error> {
+        use crate::http::forward::{escape_segment, CHECK_NODE, FORWARDED, SEEN_REVISION};
+        let url = format!(
+            "http://{}/v1/agent/check/update/{}",
+            owner.http_addr,
+            escape_segment(check_id)
+        );
+        let body = serde_json::json!({"Status": status.as_str(), "Output": output}).to_string();
+        let answer = self
+            .forward_client
+            .put(url)
+            .header(FORWARDED, "1")
+            .header(CHECK_NODE, node)
+            .header(SEEN_REVISION, self.registry.state().revision().to_string())
+            .body(body)
+            .send()
+            .await?;
+        let code = answer.status().as_u16();
+        let index = answer
+            .headers()
+            .get("x-consul-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let reason = answer.text().await?;
+        Ok(match code {
+            200 => Ok(index),
+            404 => Err(TtlUpdateError::UnknownCheck(check_id.to_owned())),
+            400 => Err(TtlUpdateError::NotTtl(check_id.to_owned())),
+            status => Err(TtlUpdateError::Owner {
+                owner: owner.name.clone(),
+                status,
+                reason,
+            }),
+        })
     }
 
     /// Restarts a session's TTL on the leader. `false` if this server does

@@ -51,15 +51,44 @@ struct Owned {
     last_reap_proposal: Option<Instant>,
 }
 
+/// What the last resync saw.
+struct Synced {
+    checks_index: u64,
+    ownership: Ownership,
+    /// How many checks the catalog held (to notice deletions, which leave
+    /// no index behind on any remaining check).
+    checks: usize,
+}
+
+/// What a resync decided about one check it looked at.
+enum Wanted {
+    /// Not (or no longer) run here.
+    No,
+    Yes {
+        /// `Some` only when the check is not owned yet or its definition
+        /// changed, so unchanged checks are never cloned.
+        new: Option<(CheckDefinition, Option<String>)>,
+        /// Critical, with a `DeregisterCriticalServiceAfter`.
+        reapable: bool,
+    },
+}
+
 struct Scheduler {
     health: Arc<Health>,
     prober: Prober,
     writes: mpsc::Sender<Op>,
     reports: mpsc::Sender<Report>,
     owned: HashMap<CheckKey, Owned>,
+    /// The keys of `owned`, kept beside it so the TTL table can be pruned
+    /// without collecting them on every resync.
+    owned_keys: HashSet<CheckKey>,
+    /// The owned checks that are critical and have a
+    /// `DeregisterCriticalServiceAfter`: the only ones a reap can touch.
+    /// Exact after every resync, since any status change moves the checks
+    /// index and so triggers one.
+    reapable: HashSet<CheckKey>,
     next_generation: u64,
-    /// What the last resync saw: (checks index, ownership view).
-    synced: Option<(u64, Ownership)>,
+    synced: Option<Synced>,
     next_flush: Instant,
 }
 
@@ -74,6 +103,8 @@ pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) 
         writes,
         reports,
         owned: HashMap::new(),
+        owned_keys: HashSet::new(),
+        reapable: HashSet::new(),
         next_generation: 0,
         synced: None,
         next_flush: Instant::now() + flush_every,
@@ -98,55 +129,136 @@ impl Scheduler {
         }
     }
 
-    /// Re-reads which checks this server owns when the checks or the view changed.
+    /// Re-reads which checks this server owns when the checks or the view
+    /// changed. With the same view and no check deleted, only the checks
+    /// changed since the last resync (by their modify index) are looked at;
+    /// otherwise every check is, yet only new or changed definitions are
+    /// cloned.
     fn resync_if_needed(&mut self, now: Instant) {
         let ownership = self.health.view().ownership();
-        let checks_index = self
-            .health
-            .registry
-            .state()
-            .read()
-            .machine
-            .catalog()
-            .checks_index();
-        let current = (checks_index, ownership);
-        if self.synced.as_ref() == Some(&current) {
-            return;
-        }
-        let (_, ownership) = &current;
-        let wanted: HashMap<CheckKey, (CheckDefinition, Option<String>)> = {
-            let state = self.health.registry.state().read();
-            state
-                .machine
-                .catalog()
-                .checks()
-                .filter(|c| !matches!(c.definition.kind, CheckKind::External))
-                .filter(|c| ownership.owns(&c.node, &c.id))
-                .map(|c| {
-                    (
-                        (c.node.clone(), c.id.clone()),
-                        (c.definition.clone(), c.service_id.clone()),
-                    )
-                })
-                .collect()
+        let health = self.health.clone();
+        let state = health.registry.state().read();
+        let catalog = state.machine.catalog();
+        let checks_index = catalog.checks_index();
+        let since = match &self.synced {
+            Some(synced) if synced.ownership == ownership => {
+                if synced.checks_index == checks_index {
+                    return;
+                }
+                // An index that went backwards means a different history:
+                // look at everything.
+                (synced.checks_index < checks_index).then_some(synced)
+            }
+            _ => None,
         };
-        let before = self.owned.len();
-        self.owned.retain(|key, owned| {
-            wanted
-                .get(key)
-                .is_some_and(|(definition, _)| *definition == owned.definition)
-        });
-        for (key, (definition, service_id)) in wanted.iter() {
-            if !self.owned.contains_key(key) {
-                self.own(key.clone(), definition.clone(), service_id.clone(), now);
+        let mut total = 0usize;
+        let mut changed = Vec::new();
+        if let Some(synced) = since {
+            // Every write that changes a check (a snapshot restore included)
+            // stamps it with its revision, so the checks not stamped since
+            // the last resync are as they were then. A check that existed
+            // then keeps its create index; if fewer such remain than there
+            // were, some went, and only a full pass finds which.
+            let mut survivors = 0usize;
+            for check in catalog.checks() {
+                total += 1;
+                if check.create_index <= synced.checks_index {
+                    survivors += 1;
+                }
+                if check.modify_index > synced.checks_index {
+                    changed.push(check);
+                }
+            }
+            if survivors != synced.checks {
+                changed.clear();
             }
         }
-        let keep: HashSet<CheckKey> = wanted.into_keys().collect();
-        self.health.ttl_table().retain(&keep);
+        let full = changed.is_empty();
+        let looked_at: Vec<_> = if full {
+            total = 0;
+            catalog.checks().inspect(|_| total += 1).collect()
+        } else {
+            changed
+        };
+        let decisions: Vec<(CheckKey, Wanted)> = looked_at
+            .into_iter()
+            .map(|check| {
+                let key = (check.node.clone(), check.id.clone());
+                let wanted = !matches!(check.definition.kind, CheckKind::External)
+                    && ownership.owns(&check.node, &check.id);
+                if !wanted {
+                    return (key, Wanted::No);
+                }
+                let same = self
+                    .owned
+                    .get(&key)
+                    .is_some_and(|owned| owned.definition == check.definition);
+                let new = (!same).then(|| (check.definition.clone(), check.service_id.clone()));
+                let reapable = check.status == CheckStatus::Critical
+                    && check.definition.deregister_critical_after_ms.is_some();
+                (key, Wanted::Yes { new, reapable })
+            })
+            .collect();
+        drop(state);
+
+        let before = self.owned.len();
+        if full {
+            let keep: HashSet<&CheckKey> = decisions
+                .iter()
+                .filter(|(_, wanted)| matches!(wanted, Wanted::Yes { .. }))
+                .map(|(key, _)| key)
+                .collect();
+            let gone: Vec<CheckKey> = self
+                .owned_keys
+                .iter()
+                .filter(|key| !keep.contains(key))
+                .cloned()
+                .collect();
+            for key in gone {
+                self.disown(&key);
+            }
+        }
+        for (key, wanted) in decisions {
+            match wanted {
+                Wanted::No => self.disown(&key),
+                Wanted::Yes { new, reapable } => {
+                    if let Some((definition, service_id)) = new {
+                        self.disown(&key);
+                        self.own(key.clone(), definition, service_id, now);
+                    }
+                    self.set_reapable(key, reapable);
+                }
+            }
+        }
+        self.health.ttl_table().retain(&self.owned_keys);
         if before != self.owned.len() {
             tracing::debug!(owned = self.owned.len(), "checks owned by this server");
         }
-        self.synced = Some(current);
+        self.synced = Some(Synced {
+            checks_index,
+            ownership,
+            checks: total,
+        });
+    }
+
+    /// Stops running a check here (its probe task ends with its entry).
+    fn disown(&mut self, key: &CheckKey) {
+        if self.owned.remove(key).is_some() {
+            self.owned_keys.remove(key);
+        }
+        self.reapable.remove(key);
+    }
+
+    /// Records whether an owned check may be reaped; one that stops being
+    /// critical starts its critical time afresh when it turns critical again.
+    fn set_reapable(&mut self, key: CheckKey, reapable: bool) {
+        if reapable {
+            self.reapable.insert(key);
+        } else if self.reapable.remove(&key) {
+            if let Some(owned) = self.owned.get_mut(&key) {
+                owned.critical_since = None;
+            }
+        }
     }
 
     fn own(
@@ -170,6 +282,7 @@ impl Scheduler {
                 Some(self.spawn_probe(key.clone(), &definition, generation))
             }
         };
+        self.owned_keys.insert(key.clone());
         self.owned.insert(
             key,
             Owned {
@@ -280,12 +393,19 @@ impl Scheduler {
 
     /// Deregisters the service of every owned check that has been critical
     /// for its `DeregisterCriticalServiceAfter`, measured from when this
-    /// server first saw it critical.
+    /// server first saw it critical. Only the reapable checks are looked at.
     fn reap(&mut self, now: Instant) {
+        if self.reapable.is_empty() {
+            return;
+        }
         let state = self.health.registry.state().read();
         let catalog = state.machine.catalog();
         let mut reaps = Vec::new();
-        for ((node, check_id), owned) in &mut self.owned {
+        for key in &self.reapable {
+            let Some(owned) = self.owned.get_mut(key) else {
+                continue;
+            };
+            let (node, check_id) = key;
             let Some(after) = owned.definition.deregister_critical_after_ms else {
                 continue;
             };

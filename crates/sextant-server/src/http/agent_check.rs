@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sextant_state::catalog::CheckStatus;
 use sextant_state::Op;
 
@@ -134,6 +134,9 @@ async fn ttl_update(
     output: String,
 ) -> Result<Response, HttpError> {
     let forwarded = forward::was_forwarded(&headers);
+    if let Some(seen) = forward::seen_revision(&headers).filter(|_| forwarded) {
+        apply::applied_here(&http.registry, seen).await;
+    }
     let node = match headers.get(CHECK_NODE).and_then(|v| v.to_str().ok()) {
         Some(node) if forwarded => Some(node.to_owned()),
         _ => {
@@ -146,45 +149,17 @@ async fn ttl_update(
             TtlUpdateError::UnknownCheck(check_id).to_string(),
         ));
     };
-    if !forwarded {
-        if let Some(owner) = http.health.owner_of(&node, &check_id) {
-            let path = format!(
-                "/v1/agent/check/update/{}",
-                forward::escape_segment(&check_id)
-            );
-            let body = json!({"Status": status.as_str(), "Output": output}).to_string();
-            let relayed = forward::put(
-                http.health.forward_client(),
-                &owner.http_addr,
-                &path,
-                &[(CHECK_NODE, node.clone())],
-                body.into_bytes(),
-            )
-            .await;
-            match relayed {
-                Ok(answer) => {
-                    // Read-your-writes here too: wait for the owner's write.
-                    let index = answer
-                        .headers()
-                        .get("x-consul-index")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok());
-                    if let Some(index) = index {
-                        apply::applied_here(&http.registry, index).await;
-                    }
-                    return Ok(answer);
-                }
-                Err(e) => {
-                    tracing::debug!(owner = %owner, error = %e, "owner unreachable; updating the TTL check here")
-                }
-            }
-        }
-    }
-    match http
-        .health
-        .ttl_update(&node, &check_id, status, &output)
-        .await
-    {
+    // A forwarded update is taken here: it is never passed on twice.
+    let updated = if forwarded {
+        http.health
+            .ttl_update(&node, &check_id, status, &output)
+            .await
+    } else {
+        http.health
+            .ttl_update_routed(&node, &check_id, status, &output)
+            .await
+    };
+    match updated {
         Ok(Some(index)) => {
             apply::applied_here(&http.registry, index).await;
             Ok(([("X-Consul-Index", index.to_string())], StatusCode::OK).into_response())
@@ -193,5 +168,10 @@ async fn ttl_update(
         Err(TtlUpdateError::Registry(e)) => Err(e.into()),
         Err(e @ TtlUpdateError::UnknownCheck(_)) => Err(HttpError::NotFound(e.to_string())),
         Err(e @ TtlUpdateError::NotTtl(_)) => Err(HttpError::bad_request(e.to_string())),
+        Err(TtlUpdateError::Owner { status, reason, .. }) => Ok((
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            reason,
+        )
+            .into_response()),
     }
 }

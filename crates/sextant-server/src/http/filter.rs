@@ -15,9 +15,17 @@
 //!
 //! A selector that passes through a list (`Checks.Status`) matches when any
 //! element matches; names match whatever their case.
+//!
+//! An expression may hold at most `MAX_OPERATORS` of `and`, `or`, `not` and
+//! `(`: parsing, evaluating and dropping a filter recurse as deep as it
+//! nests, and one query string of nested parentheses would otherwise
+//! overflow a worker's stack and abort the whole server.
 
 use regex::Regex;
 use serde_json::Value;
+
+/// The most `and`, `or`, `not` and `(` one filter may use; see the module doc.
+pub const MAX_OPERATORS: usize = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -113,6 +121,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// `and`, `or`, `not` and `(` seen so far; bounds the filter's depth.
+    operators: usize,
 }
 
 impl Parser {
@@ -142,9 +152,21 @@ impl Parser {
         }
     }
 
+    /// Counts one more operator, refusing the filter past `MAX_OPERATORS`.
+    fn operator(&mut self) -> Result<(), String> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(format!(
+                "filter is too complex: more than {MAX_OPERATORS} and/or/not/( operators"
+            ));
+        }
+        Ok(())
+    }
+
     fn expr(&mut self) -> Result<Filter, String> {
         let mut left = self.term()?;
         while self.keyword("or") {
+            self.operator()?;
             left = Filter::Or(Box::new(left), Box::new(self.term()?));
         }
         Ok(left)
@@ -153,6 +175,7 @@ impl Parser {
     fn term(&mut self) -> Result<Filter, String> {
         let mut left = self.factor()?;
         while self.keyword("and") {
+            self.operator()?;
             left = Filter::And(Box::new(left), Box::new(self.factor()?));
         }
         Ok(left)
@@ -160,9 +183,11 @@ impl Parser {
 
     fn factor(&mut self) -> Result<Filter, String> {
         if self.keyword("not") {
+            self.operator()?;
             return Ok(Filter::Not(Box::new(self.factor()?)));
         }
         if self.peek() == Some(&Token::Open) {
+            self.operator()?;
             self.at += 1;
             let inner = self.expr()?;
             if self.next() != Some(Token::Close) {
@@ -255,6 +280,7 @@ impl Filter {
         let mut parser = Parser {
             tokens: tokenize(text)?,
             at: 0,
+            operators: 0,
         };
         let filter = parser.expr()?;
         if parser.at != parser.tokens.len() {
@@ -404,5 +430,35 @@ mod tests {
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad} parsed");
         }
+    }
+
+    /// Regression: 5000 nested parentheses in one `?filter=` overflowed a
+    /// worker's stack and aborted the server. Deep nesting, long `not`
+    /// chains and long `or` chains (a left-deep tree) are refused instead,
+    /// on a thread with a worker's 2 MiB stack.
+    #[test]
+    fn deeply_nested_filters_are_refused_not_overflowed() {
+        let deep = [
+            format!(
+                "{}Node.Node == n1{}",
+                "(".repeat(50_000),
+                ")".repeat(50_000)
+            ),
+            format!("{}Node.Node == n1", "not ".repeat(50_000)),
+            vec!["Node.Node == n1"; 50_000].join(" or "),
+        ];
+        let outcome = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                deep.iter()
+                    .map(|f| Filter::parse(f).is_err())
+                    .collect::<Vec<_>>()
+            })
+            .expect("spawn")
+            .join()
+            .expect("parsing a deep filter panicked");
+        assert_eq!(outcome, [true, true, true]);
+        let at_limit = vec!["Service.Service == web"; MAX_OPERATORS + 1].join(" or ");
+        assert!(Filter::parse(&at_limit).expect("parses").matches(&entry()));
     }
 }

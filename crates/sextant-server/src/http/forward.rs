@@ -12,6 +12,11 @@ pub const FORWARDED: &str = "x-sextant-forwarded";
 /// The node of the check a forwarded TTL update is for (the receiving
 /// server's own node is another one).
 pub const CHECK_NODE: &str = "x-sextant-check-node";
+/// The revision the passing server had applied when it passed the request
+/// on. The receiver waits until it has applied that much too, so a check
+/// registered through one server can be updated through it at once even
+/// when another server owns the check (and has not applied it yet).
+pub const SEEN_REVISION: &str = "x-sextant-seen-revision";
 
 /// Escapes a path segment (check and session ids may hold anything).
 pub fn escape_segment(segment: &str) -> String {
@@ -56,6 +61,14 @@ pub async fn put(
     }
     let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
     relayed.body(Body::from(bytes)).map_err(|e| e.to_string())
+}
+
+/// The revision the passing server had applied, if the request was passed on.
+pub fn seen_revision(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(SEEN_REVISION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Whether this request was already passed on by another server.

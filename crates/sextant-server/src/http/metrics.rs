@@ -1,5 +1,5 @@
 //! `GET /metrics` in Prometheus text format, and the middleware that counts
-//! every HTTP request by method, route and status.
+//! every HTTP request by method, route and status and runs it in a span.
 //!
 //! Requests are labelled with the matched route template
 //! (`/v1/kv/{*key}`), never the raw path, so the number of series stays
@@ -12,6 +12,8 @@ use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{counter, histogram};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use super::HttpState;
 use crate::telemetry;
@@ -29,12 +31,21 @@ pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     )
 }
 
-/// Counts the request and observes its latency, by route template.
+/// Counts the request and observes its latency, by route template, and
+/// runs it in a `debug` span (off unless asked for: a span is no log line).
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = route_label(request.extensions().get::<MatchedPath>());
-    let response = next.run(request).await;
+    let span = tracing::debug_span!(
+        "http.request",
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route.as_str(),
+        http.response.status_code = Empty,
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
     let status = response.status().as_u16().to_string();
     counter!(
         telemetry::HTTP_REQUESTS,

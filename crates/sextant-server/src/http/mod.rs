@@ -13,12 +13,12 @@ mod catalog;
 pub mod consul_json;
 mod error;
 pub mod filter;
-mod forward;
+pub(crate) mod forward;
 pub mod go_duration;
 mod health;
 mod kv;
 mod lookup;
-mod metrics;
+pub(crate) mod metrics;
 mod operator;
 mod owners;
 mod params;
@@ -26,8 +26,11 @@ mod raft_state;
 pub mod registration;
 mod render;
 mod service_query;
-mod session;
+// Reached by the fuzz facade (`crate::fuzzing`) for its body decoder.
+pub(crate) mod session;
+pub mod snapshot;
 mod status;
+mod ui;
 
 use std::sync::Arc;
 
@@ -125,6 +128,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/sextant/raft", get(raft_state::raft_state))
         .route("/metrics", get(metrics::metrics))
         .merge(registry_routes())
+        .merge(snapshot::routes())
+        .merge(ui::routes())
         .layer(body_limit)
         // Counts every request by its route template (MatchedPath is set by
         // the time a `layer` runs).

@@ -61,7 +61,7 @@ fn new_id() -> String {
     )
 }
 
-fn decode(
+pub(crate) fn decode(
     body: &[u8],
     local_node: &str,
     serf_exists: impl Fn(&str) -> bool,

@@ -1,6 +1,7 @@
 //! Sextant's Raft: the type configuration, the state machine adapter, the
 //! network between servers and the server side of the internal gRPC API.
 
+pub mod batcher;
 pub mod network;
 pub mod observer;
 pub mod rpc;
@@ -31,10 +32,29 @@ impl fmt::Display for ServerNode {
     }
 }
 
+/// What one Raft entry carries: the commands of every write proposed while
+/// the entry before it was in flight, applied in order.
+///
+/// openraft 0.9 appends one entry and waits for its fsync before it takes the
+/// next client write, so a leader writes one entry per fsync; putting all the
+/// commands that queued up meanwhile into one entry is what lets concurrent
+/// writes share a sync. Each command still gets its own revision.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Proposal {
+    pub commands: Vec<sextant_state::Command>,
+}
+
+/// What applying a [`Proposal`] yielded: per command, in order, the revision
+/// it was applied at and its response. Empty for blank and membership entries.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Answers {
+    pub commands: Vec<(u64, sextant_state::Response)>,
+}
+
 openraft::declare_raft_types!(
     pub TypeConfig:
-        D = sextant_state::Command,
-        R = sextant_state::Response,
+        D = Proposal,
+        R = Answers,
         NodeId = NodeId,
         Node = ServerNode,
         Entry = openraft::Entry<TypeConfig>,

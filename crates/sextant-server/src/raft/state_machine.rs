@@ -11,11 +11,13 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
-use sextant_state::{Response, StateMachine};
+use sextant_state::StateMachine;
 use tokio::sync::watch;
 
 use super::snapshot_file::{SnapshotFile, StoredSnapshot};
-use super::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use super::{
+    Answers, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 use crate::watch_hub::WatchHub;
 
 /// The applied state of one server.
@@ -31,8 +33,12 @@ pub struct Applied {
 #[derive(Debug)]
 pub struct SharedState {
     applied: RwLock<Applied>,
-    /// The last applied log index, so readers can wait for it to move.
+    /// The revision of the applied state, so readers can wait for it to move.
     revision_tx: watch::Sender<u64>,
+    /// The last applied Raft log index. An entry may carry several commands,
+    /// each with its own revision, so revisions run ahead of log indexes;
+    /// read barriers, which name log indexes, wait on this.
+    applied_index_tx: watch::Sender<u64>,
     /// What each applied batch changed, for watchers of keys and services.
     hub: WatchHub,
 }
@@ -41,9 +47,11 @@ impl SharedState {
     fn new(applied: Applied, watch_backlog: usize) -> Arc<Self> {
         let revision = applied.machine.revision();
         let (revision_tx, _) = watch::channel(revision);
+        let (applied_index_tx, _) = watch::channel(applied.last_applied.map_or(0, |l| l.index));
         Arc::new(Self {
             applied: RwLock::new(applied),
             revision_tx,
+            applied_index_tx,
             hub: WatchHub::with_capacity(watch_backlog),
         })
     }
@@ -58,9 +66,20 @@ impl SharedState {
         self.applied.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The last applied revision (Raft log index).
+    /// The revision of the applied state: that of the last applied command.
     pub fn revision(&self) -> u64 {
         *self.revision_tx.borrow()
+    }
+
+    /// The index of the last applied Raft log entry.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_index_tx.borrow()
+    }
+
+    /// A receiver that changes whenever entries are applied, holding the last
+    /// applied log index.
+    pub fn subscribe_applied_index(&self) -> watch::Receiver<u64> {
+        self.applied_index_tx.subscribe()
     }
 
     /// A receiver that changes whenever entries are applied.
@@ -72,8 +91,9 @@ impl SharedState {
         &self.hub
     }
 
-    fn publish(&self, revision: u64) {
+    fn publish(&self, revision: u64, applied_index: u64) {
         self.revision_tx.send_replace(revision);
+        self.applied_index_tx.send_replace(applied_index);
     }
 }
 
@@ -122,6 +142,13 @@ fn cluster_id_of(log_id: &LogId) -> u64 {
     hash.update(&log_id.index.to_le_bytes());
     let low = u64::from(hash.finalize());
     (log_id.leader_id.node_id.rotate_left(32) ^ low).max(1)
+}
+
+/// The revision of an entry's first command: one past the state's revision,
+/// and never below the entry's log index (so revisions never fall behind
+/// log indexes, and equal them while every entry carries one command).
+fn entry_revision(state_revision: u64, index: u64) -> u64 {
+    (state_revision + 1).max(index)
 }
 
 fn restore(meta: &SnapshotMeta, data: &[u8]) -> Result<Applied, String> {
@@ -189,15 +216,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((applied.last_applied, applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Answers>, StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut responses = Vec::new();
+        let mut answers = Vec::new();
         let mut kv_events = Vec::new();
         let mut services = BTreeSet::new();
-        let revision = {
+        let (revision, applied_index) = {
             let mut applied = self.shared.write();
             for entry in entries {
                 let index = entry.log_id.index;
@@ -208,34 +235,44 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         .machine
                         .adopt_cluster_id(cluster_id_of(&entry.log_id));
                 }
-                let response = match entry.payload {
-                    EntryPayload::Normal(command) => {
-                        let outcome = applied.machine.apply_with_events(index, &command);
-                        kv_events.extend(outcome.kv_events);
-                        services.extend(outcome.service_names);
-                        outcome.response
+                // Every entry moves the revision at least to its log index (so a
+                // state that never saw batches has revision == index, as before)
+                // and each command takes a revision of its own. Every replica
+                // applies the same entries in the same order, so all agree.
+                let answer = match entry.payload {
+                    EntryPayload::Normal(proposal) => {
+                        let mut done = Vec::with_capacity(proposal.commands.len());
+                        let first = entry_revision(applied.machine.revision(), index);
+                        for (revision, command) in (first..).zip(&proposal.commands) {
+                            let outcome = applied.machine.apply_with_events(revision, command);
+                            kv_events.extend(outcome.kv_events);
+                            services.extend(outcome.service_names);
+                            done.push((revision, outcome.response));
+                        }
+                        applied.machine.advance(index);
+                        Answers { commands: done }
                     }
                     EntryPayload::Blank => {
                         applied.machine.advance(index);
-                        Response::Done
+                        Answers::default()
                     }
                     EntryPayload::Membership(membership) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         applied.machine.advance(index);
-                        Response::Done
+                        Answers::default()
                     }
                 };
-                responses.push(response);
+                answers.push(answer);
             }
             let revision = applied.machine.revision();
             // Published while the state is still locked, so that a reader
             // who sees revision R knows R's changes are already on the hub
             // (etcd watch progress reports rely on it). Publishing never blocks.
             self.shared.hub.publish(revision, kv_events, &services);
-            revision
+            (revision, applied.last_applied.map_or(0, |l| l.index))
         };
-        self.shared.publish(revision);
-        Ok(responses)
+        self.shared.publish(revision, applied_index);
+        Ok(answers)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -268,9 +305,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(|e| io_error(openraft::ErrorVerb::Write, e))?
             .map_err(|e| io_error(openraft::ErrorVerb::Write, e))?;
         let revision = restored.machine.revision();
+        let applied_index = restored.last_applied.map_or(0, |l| l.index);
         *self.shared.write() = restored;
         self.shared.hub.reset(revision);
-        self.shared.publish(revision);
+        self.shared.publish(revision, applied_index);
         tracing::info!(snapshot = %meta.snapshot_id, "snapshot installed");
         Ok(())
     }
@@ -285,5 +323,126 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+    use sextant_state::{Command, KvCondition, LockAction, Op, Response};
+
+    use super::super::Proposal;
+    use super::*;
+
+    fn put(key: &str) -> Command {
+        Command::new(
+            0,
+            Op::KvPut {
+                key: key.as_bytes().to_vec(),
+                value: key.as_bytes().to_vec(),
+                flags: 0,
+                lease: None,
+                condition: KvCondition::None,
+                lock: LockAction::None,
+            },
+        )
+    }
+
+    fn entry(index: u64, payload: EntryPayload<TypeConfig>) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload,
+        }
+    }
+
+    fn batch(index: u64, keys: &[&str]) -> Entry {
+        let commands = keys.iter().map(|k| put(k)).collect();
+        entry(index, EntryPayload::Normal(Proposal { commands }))
+    }
+
+    fn revisions(answer: &Answers) -> Vec<u64> {
+        answer
+            .commands
+            .iter()
+            .map(|(revision, _)| *revision)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_command_of_an_entry_gets_its_own_revision_in_order() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = StateMachineStore::open(SnapshotFile::new(dir.path()), 64).expect("opens");
+        let answers = store
+            .apply(vec![
+                batch(1, &["a", "b", "c"]),
+                batch(2, &["d"]),
+                entry(3, EntryPayload::Blank),
+                // A log index ahead of the revision (entries applied before
+                // batching, say) pulls the revision up to it.
+                batch(10, &["e", "a"]),
+            ])
+            .await
+            .expect("applies");
+        assert_eq!(answers.len(), 4, "one answer per entry");
+        assert_eq!(revisions(&answers[0]), vec![1, 2, 3]);
+        assert_eq!(revisions(&answers[1]), vec![4]);
+        assert!(
+            answers[2].commands.is_empty(),
+            "a blank entry carries no command"
+        );
+        assert_eq!(revisions(&answers[3]), vec![10, 11]);
+        for answer in &answers {
+            for (_, response) in &answer.commands {
+                assert_eq!(*response, Response::Done);
+            }
+        }
+
+        let shared = store.shared();
+        assert_eq!(shared.revision(), 11);
+        assert_eq!(shared.applied_index(), 10);
+        let applied = shared.read();
+        let kv = applied.machine.kv();
+        let mod_revision = |key: &str| kv.get(key.as_bytes()).expect("key exists").mod_revision;
+        assert_eq!(mod_revision("b"), 2);
+        assert_eq!(mod_revision("c"), 3);
+        assert_eq!(mod_revision("d"), 4);
+        assert_eq!(mod_revision("e"), 10);
+        // Written twice: once in the first entry, last in the fourth.
+        assert_eq!(mod_revision("a"), 11);
+        assert_eq!(kv.get(b"a").expect("key exists").create_revision, 1);
+        assert_eq!(kv.get(b"a").expect("key exists").version, 2);
+    }
+
+    #[tokio::test]
+    async fn replicas_applying_the_same_entries_in_different_chunks_agree() {
+        // openraft hands a follower entries in whatever groups arrived; the
+        // revisions must depend on the entries alone.
+        let entries = || {
+            vec![
+                batch(1, &["a", "b"]),
+                batch(2, &["c", "d", "e"]),
+                batch(3, &["f"]),
+            ]
+        };
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut whole = StateMachineStore::open(SnapshotFile::new(dir.path().join("whole")), 64)
+            .expect("opens");
+        let mut pieces = StateMachineStore::open(SnapshotFile::new(dir.path().join("pieces")), 64)
+            .expect("opens");
+        let at_once: Vec<Vec<u64>> = whole
+            .apply(entries())
+            .await
+            .expect("applies")
+            .iter()
+            .map(revisions)
+            .collect();
+        let mut one_by_one = Vec::new();
+        for e in entries() {
+            let answer = pieces.apply(vec![e]).await.expect("applies");
+            one_by_one.extend(answer.iter().map(revisions));
+        }
+        assert_eq!(at_once, one_by_one);
+        assert_eq!(at_once, vec![vec![1, 2], vec![3, 4, 5], vec![6]]);
+        assert_eq!(whole.shared().revision(), pieces.shared().revision());
     }
 }

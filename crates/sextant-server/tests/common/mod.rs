@@ -19,6 +19,7 @@ pub fn single_server_config(dir: &Path) -> ServerConfig {
     config.grpc_addr = any;
     config.raft_addr = any;
     config.dns_addr = any;
+    config.nacos_addr = any;
     config.bootstrap_expect = 1;
     config.election_timeout = Duration::from_millis(200);
     config

@@ -113,7 +113,12 @@ impl KvStore {
         self.append_live(kv, Some(prev), events);
     }
 
-    fn append_live(&mut self, kv: KeyValue, prev: Option<KeyValue>, events: &mut Vec<KvEvent>) {
+    pub(super) fn append_live(
+        &mut self,
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+        events: &mut Vec<KvEvent>,
+    ) {
         self.last_change_revision = kv.mod_revision;
         self.history
             .entry(kv.key.clone())

@@ -78,7 +78,8 @@ impl StateMachine {
             | Op::DestroySession { .. }
             | Op::LeaseGrant { .. }
             | Op::LeaseRevoke { .. }
-            | Op::Txn { .. } => Response::Done,
+            | Op::Txn { .. }
+            | Op::RestoreSnapshot { .. } => Response::Done,
         };
 
         let mut ending = Vec::new();

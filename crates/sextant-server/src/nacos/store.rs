@@ -1,0 +1,160 @@
+//! Reads and writes of the replicated state on behalf of the Nacos API.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sextant_state::{KvCondition, LockAction, Op, Response as Applied};
+
+use super::error::NacosError;
+use super::model::{InstanceKey, ServiceKey, StoredInstance};
+use super::NacosState;
+
+/// Where service definitions live in the key/value store:
+/// `<prefix><namespace>/<group>@@<service>`.
+pub const SERVICE_PREFIX: &str = "/sextant/nacos/services/";
+
+/// How long a write may take to be applied here after the leader applied it.
+const LOCAL_APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Proposes `op` and returns once it is committed and applied on this
+/// server too, so the client reads its write from here.
+pub async fn write(nacos: &NacosState, op: Op) -> Result<(), NacosError> {
+    let outcome = nacos.registry.write(op).await?;
+    applied_here(nacos, outcome.index).await;
+    match outcome.response {
+        Applied::Rejected(e) => Err(NacosError::bad_request(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Waits (boundedly) until this server has applied revision `index`.
+pub async fn applied_here(nacos: &NacosState, index: u64) {
+    if index == 0 || nacos.registry.state().revision() >= index {
+        return;
+    }
+    nacos
+        .registry
+        .wait_past(index - 1, std::time::Instant::now() + LOCAL_APPLY_TIMEOUT)
+        .await;
+}
+
+/// One registered instance, if it exists.
+pub fn instance(nacos: &NacosState, key: &InstanceKey) -> Option<StoredInstance> {
+    let state = nacos.registry.state().read();
+    let catalog = state.machine.catalog();
+    let node_name = key.node();
+    let node = catalog.node(&node_name)?;
+    let service = catalog.service(&node_name, &key.id())?;
+    let checks = catalog
+        .check(&node_name, &key.check_id())
+        .into_iter()
+        .collect();
+    StoredInstance::from_catalog(
+        &sextant_state::catalog::ServiceInstance {
+            node,
+            service,
+            checks,
+        },
+        &nacos.config,
+    )
+}
+
+/// Every instance of a service in its namespace.
+pub fn instances(nacos: &NacosState, key: &ServiceKey) -> Vec<StoredInstance> {
+    let state = nacos.registry.state().read();
+    state
+        .machine
+        .catalog()
+        .instances(&key.grouped())
+        .iter()
+        .filter(|i| key.owns_node(&i.node.name))
+        .filter_map(|i| StoredInstance::from_catalog(i, &nacos.config))
+        .collect()
+}
+
+/// The names (without group) of the services of one group in a namespace
+/// that have instances or a definition, sorted.
+pub fn service_names(nacos: &NacosState, namespace: &str, group: &str) -> Vec<String> {
+    let probe = ServiceKey {
+        namespace: namespace.to_owned(),
+        group: group.to_owned(),
+        name: String::new(),
+    };
+    let group_prefix = format!("{group}{}", super::model::GROUP_SEPARATOR);
+    let state = nacos.registry.state().read();
+    let catalog = state.machine.catalog();
+    let mut names: Vec<String> = catalog
+        .nodes()
+        .filter(|n| probe.owns_node(&n.name))
+        .flat_map(|n| catalog.node_services(&n.name))
+        .filter_map(|s| s.name.strip_prefix(group_prefix.as_str()))
+        .map(str::to_owned)
+        .collect();
+    let definitions = format!("{SERVICE_PREFIX}{namespace}/{group_prefix}");
+    names.extend(
+        state
+            .machine
+            .kv()
+            .list_prefix(definitions.as_bytes())
+            .into_iter()
+            .filter_map(|kv| kv.key.strip_prefix(definitions.as_bytes()))
+            .filter_map(|name| std::str::from_utf8(name).ok())
+            .map(str::to_owned),
+    );
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// What a service carries besides its instances.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceDefinition {
+    /// If the share of healthy instances is at most this, a list returns
+    /// every instance (Nacos's protection threshold, 0 to 1).
+    pub protect_threshold: f64,
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn definition_key(key: &ServiceKey) -> Vec<u8> {
+    format!("{SERVICE_PREFIX}{}/{}", key.namespace, key.grouped()).into_bytes()
+}
+
+/// The service's definition, if one was created.
+pub fn definition(nacos: &NacosState, key: &ServiceKey) -> Option<ServiceDefinition> {
+    let state = nacos.registry.state().read();
+    let kv = state.machine.kv().get(&definition_key(key))?;
+    match serde_json::from_slice(&kv.value) {
+        Ok(definition) => Some(definition),
+        Err(e) => {
+            tracing::warn!(service = %key.grouped(), error = %e, "unreadable Nacos service definition; using defaults");
+            Some(ServiceDefinition::default())
+        }
+    }
+}
+
+pub async fn put_definition(
+    nacos: &NacosState,
+    key: &ServiceKey,
+    definition: &ServiceDefinition,
+) -> Result<(), NacosError> {
+    let value = serde_json::to_vec(definition).map_err(|e| NacosError::Internal(e.to_string()))?;
+    let op = Op::KvPut {
+        key: definition_key(key),
+        value,
+        flags: 0,
+        lease: None,
+        condition: KvCondition::None,
+        lock: LockAction::None,
+    };
+    write(nacos, op).await
+}
+
+pub async fn delete_definition(nacos: &NacosState, key: &ServiceKey) -> Result<(), NacosError> {
+    let op = Op::KvDelete {
+        key: definition_key(key),
+        prefix: false,
+        condition: KvCondition::None,
+    };
+    write(nacos, op).await
+}

@@ -1,0 +1,28 @@
+//! `Discover`: the matching instances of a service now, read after a read
+//! barrier so that a follower answers what the leader has.
+
+use sextant_proto::v1::{DiscoverRequest, DiscoverResponse};
+
+use super::error::NativeError;
+use super::selection::Selection;
+use super::NativeContext;
+use crate::registry::Consistency;
+
+pub async fn discover(
+    ctx: &NativeContext,
+    request: DiscoverRequest,
+) -> Result<DiscoverResponse, NativeError> {
+    let selection = Selection::new(
+        request.service,
+        request.tags,
+        request.meta,
+        request.include_unhealthy,
+    )?;
+    ctx.registry.read_barrier(Consistency::Default).await?;
+    let state = ctx.registry.state().read();
+    let (revision, matching) = selection.evaluate(state.machine.catalog());
+    Ok(DiscoverResponse {
+        instances: matching.into_values().collect(),
+        revision,
+    })
+}
