@@ -126,6 +126,11 @@ impl ServerConfig {
             // lagging follower catches up from the log, not a whole snapshot.
             max_in_snapshot_log_to_keep: self.snapshot_threshold,
             purge_batch_size: 64,
+            // Entries per AppendEntries. A batched entry holds up to 128 KiB
+            // of commands (`raft::batcher`), a snapshot restore up to 32 MiB:
+            // 64 of the one and one of the other stay under the 64 MiB
+            // message limit (`raft::network::MAX_MESSAGE_BYTES`).
+            max_payload_entries: 64,
             snapshot_max_chunk_size: 4 * 1024 * 1024,
             ..Default::default()
         }

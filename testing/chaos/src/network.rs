@@ -72,8 +72,10 @@ impl Network {
         let gateway = format!("{}/24", network.address_of(None));
         ip(&["addr", "add", &gateway, "dev", &bridge])?;
         for server in 0..servers {
-            network.add_namespace(server)?;
+            // Counted before it is made, so a half-made namespace is deleted
+            // on drop too (deleting a missing one is harmless).
             network.servers = server + 1;
+            network.add_namespace(server)?;
         }
         Ok(network)
     }

@@ -41,7 +41,13 @@ impl NacosError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Registry(RegistryError::NoLeader) => StatusCode::SERVICE_UNAVAILABLE,
+            // Worth retrying (Nacos clients try another server).
+            Self::Registry(
+                RegistryError::NoLeader
+                | RegistryError::Timeout { .. }
+                | RegistryError::ShuttingDown
+                | RegistryError::Indeterminate { .. },
+            ) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Registry(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

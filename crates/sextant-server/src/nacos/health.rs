@@ -20,6 +20,7 @@ pub async fn update(
         return Err(NacosError::required("healthy"));
     }
     let healthy = params.flag("healthy", true)?;
+    store::catch_up(&nacos).await?;
     let instance = store::instance(&nacos, &key)
         .ok_or_else(|| NacosError::bad_request(format!("instance not exist: {}", key.id())))?;
     if instance.ephemeral {

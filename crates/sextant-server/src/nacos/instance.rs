@@ -43,13 +43,14 @@ pub async fn deregister(
     params: Params,
 ) -> Result<&'static str, NacosError> {
     let key = InstanceKey::from_params(&params)?;
-    if store::instance(&nacos, &key).is_some() {
-        let op = Op::DeregisterService {
-            node: key.node(),
-            service_id: key.id(),
-        };
-        store::write(&nacos, op).await?;
-    }
+    // Always proposed, never decided on this server's state: it may not have
+    // applied a registration made through another server yet. Removing an
+    // instance that is not there changes nothing.
+    let op = Op::DeregisterService {
+        node: key.node(),
+        service_id: key.id(),
+    };
+    store::write(&nacos, op).await?;
     Ok("ok")
 }
 
@@ -61,6 +62,9 @@ pub async fn update(
     params: Params,
 ) -> Result<&'static str, NacosError> {
     let mut registration = Registration::from_params(&params)?;
+    // See the instance as the leader does: it may have been registered
+    // through another server a moment ago.
+    store::catch_up(&nacos).await?;
     let Some(current) = store::instance(&nacos, &registration.key) else {
         return Err(NacosError::bad_request(format!(
             "instance not exist: {}",

@@ -8,6 +8,7 @@ use sextant_state::{KvCondition, LockAction, Op, Response as Applied};
 use super::error::NacosError;
 use super::model::{InstanceKey, ServiceKey, StoredInstance};
 use super::NacosState;
+use crate::registry::RegistryError;
 
 /// Where service definitions live in the key/value store:
 /// `<prefix><namespace>/<group>@@<service>`.
@@ -36,6 +37,15 @@ pub async fn applied_here(nacos: &NacosState, index: u64) {
         .registry
         .wait_past(index - 1, std::time::Instant::now() + LOCAL_APPLY_TIMEOUT)
         .await;
+}
+
+/// Waits until this server has applied everything the leader had applied,
+/// so a lookup that decides a write sees writes made through other servers.
+pub async fn catch_up(nacos: &NacosState) -> Result<(), RegistryError> {
+    nacos
+        .registry
+        .read_barrier(crate::registry::Consistency::Default)
+        .await
 }
 
 /// One registered instance, if it exists.
