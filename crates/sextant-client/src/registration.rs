@@ -239,9 +239,32 @@ async fn register_again(servers: &Servers, shared: &Shared, unknown: InstanceRef
         .await;
     match result {
         Ok(response) => {
-            tracing::info!(instance = %unknown.instance_id, node = %response.node, "registered again");
-            if let Some(r) = shared.lock().get_mut(&unknown.instance_id) {
-                r.node = response.node;
+            let still_registered = match shared.lock().get_mut(&unknown.instance_id) {
+                Some(r) => {
+                    r.node = response.node.clone();
+                    true
+                }
+                None => false,
+            };
+            if still_registered {
+                tracing::info!(instance = %unknown.instance_id, node = %response.node, "registered again");
+                return;
+            }
+            // Deregistered while this registration was on its way: undo it,
+            // or the instance would stay registered with no one renewing or
+            // removing it.
+            let request = DeregisterRequest {
+                instance_id: unknown.instance_id.clone(),
+                node: response.node,
+            };
+            let undone = servers
+                .unary("Deregister", move |mut c| {
+                    let request = request.clone();
+                    async move { c.deregister(request).await }
+                })
+                .await;
+            if let Err(err) = undone {
+                tracing::warn!(instance = %unknown.instance_id, error = %err, "undoing a late registration failed");
             }
         }
         // The next renewal reports it unknown again, and this is retried.
