@@ -57,24 +57,10 @@ enum Baseline {
     Rnacos(compare_rnacos::CompareRnacosArgs),
 }
 
-fn sextant_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given {
-        return Ok(path);
-    }
-    let me = std::env::current_exe()?;
-    let beside = me.with_file_name("sextant");
-    anyhow::ensure!(
-        beside.exists(),
-        "no sextant binary at {}: build it (cargo build --release -p sextant) or pass --sextant-bin",
-        beside.display()
-    );
-    Ok(beside)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let bin = sextant_bin(cli.sextant_bin)?;
+    let bin = testkit::sextant_beside_me(cli.sextant_bin)?;
     let section = match cli.command {
         Command::Core(args) => core_cluster::run(&bin, args).await?,
         Command::BlockingQueries(args) => blocking_queries::run(&bin, args).await?,

@@ -27,6 +27,9 @@ use crate::raft::rpc::{
 use crate::raft::state_machine::SharedState;
 use crate::raft::{NodeId, Raft, RaftMetrics, ServerNode};
 
+/// How long a write may take to reach this server after the leader applied it.
+const LOCAL_APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Consistency {
@@ -420,6 +423,20 @@ impl Registry {
                 what: "the read index to be applied",
             }),
         }
+    }
+
+    /// Waits (boundedly) until this server has applied revision `revision`.
+    ///
+    /// `write` returns once the leader applied an entry; this server (a
+    /// follower, perhaps) may apply it a moment later. Every API answers a
+    /// write only after this, so a client reads its writes from the server
+    /// it wrote to.
+    pub async fn applied_here(&self, revision: u64) {
+        if revision == 0 || self.state.revision() >= revision {
+            return;
+        }
+        self.wait_past(revision - 1, Instant::now() + LOCAL_APPLY_TIMEOUT)
+            .await;
     }
 
     /// Waits until the applied revision passes `index` or `deadline` comes.

@@ -233,17 +233,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         health: health.clone(),
         shared: Default::default(),
     });
-    let stop = stopped(stop_rx.clone());
     tasks.push((
         "http",
-        tokio::spawn(async move {
-            let served = axum::serve(http_listener, router)
-                .with_graceful_shutdown(stop)
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }),
+        tokio::spawn(serve_http(
+            http_listener,
+            router,
+            stopped(stop_rx.clone()),
+            "HTTP",
+        )),
     ));
 
     let nacos_router = crate::nacos::router(crate::nacos::NacosState {
@@ -251,17 +248,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         health: health.clone(),
         config: config.nacos.clone(),
     });
-    let stop = stopped(stop_rx.clone());
     tasks.push((
         "nacos",
-        tokio::spawn(async move {
-            let served = axum::serve(nacos_listener, nacos_router)
-                .with_graceful_shutdown(stop)
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "Nacos HTTP server failed");
-            }
-        }),
+        tokio::spawn(serve_http(
+            nacos_listener,
+            nacos_router,
+            stopped(stop_rx.clone()),
+            "Nacos HTTP",
+        )),
     ));
 
     tasks.push((
@@ -373,5 +367,21 @@ impl RunningServer {
         }
         tracing::info!("stopped");
         left
+    }
+}
+
+/// Serves `router` on `listener` until `stop` resolves, letting requests in
+/// flight finish (the Consul and Nacos APIs).
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    what: &'static str,
+) {
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "{what} server failed");
     }
 }

@@ -128,7 +128,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     let replay = replay_command(seed);
     println!("replay: {replay}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let bin = sextant_bin(args.sextant_bin.clone())?;
+    let bin = testkit::sextant_beside_me(args.sextant_bin.clone())?;
     let (out, keep_out) = match &args.out {
         Some(dir) => (dir.clone(), true),
         None => (
@@ -476,18 +476,4 @@ fn replay_command(seed: u64) -> String {
         words.extend(["--seed".to_owned(), seed.to_string()]);
     }
     words.join(" ")
-}
-
-fn sextant_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given {
-        return Ok(path);
-    }
-    let me = std::env::current_exe()?;
-    let beside = me.with_file_name("sextant");
-    anyhow::ensure!(
-        beside.exists(),
-        "no sextant binary at {}: build it (cargo build -p sextant) or pass --sextant-bin",
-        beside.display()
-    );
-    Ok(beside)
 }

@@ -26,6 +26,7 @@
 //! This crate knows the binary only by its command line and its HTTP API; it
 //! depends on no server crate.
 
+mod binary;
 mod cli;
 mod cluster;
 pub mod compat;
@@ -35,6 +36,7 @@ mod seed;
 mod server;
 mod wait;
 
+pub use binary::sextant_beside_me;
 pub use cli::{run_cli, CliOutput};
 pub use cluster::{Cluster, ClusterOpts};
 pub use http::{

@@ -135,7 +135,7 @@ async fn ttl_update(
 ) -> Result<Response, HttpError> {
     let forwarded = forward::was_forwarded(&headers);
     if let Some(seen) = forward::seen_revision(&headers).filter(|_| forwarded) {
-        apply::applied_here(&http.registry, seen).await;
+        http.registry.applied_here(seen).await;
     }
     let node = match headers.get(CHECK_NODE).and_then(|v| v.to_str().ok()) {
         Some(node) if forwarded => Some(node.to_owned()),
@@ -161,7 +161,7 @@ async fn ttl_update(
     };
     match updated {
         Ok(Some(index)) => {
-            apply::applied_here(&http.registry, index).await;
+            http.registry.applied_here(index).await;
             Ok(([("X-Consul-Index", index.to_string())], StatusCode::OK).into_response())
         }
         Ok(None) => Ok(StatusCode::OK.into_response()),

@@ -6,34 +6,18 @@
 //! `/v1/agent/services`), so registration handlers wait until the write is
 //! applied here too: a client reads its writes from the server it wrote to.
 
-use std::time::{Duration, Instant};
-
 use sextant_state::{Op, Response as Applied};
 
 use super::error::HttpError;
 use super::HttpState;
-use crate::registry::Registry;
-
-/// How long a write may take to reach this server after the leader applied it.
-const LOCAL_APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Proposes `op`, waits until this server applied it, and refuses (400) a
 /// command the state machine rejected.
 pub async fn write(http: &HttpState, op: Op) -> Result<Applied, HttpError> {
     let outcome = http.registry.write(op).await?;
-    applied_here(&http.registry, outcome.index).await;
+    http.registry.applied_here(outcome.index).await;
     match outcome.response {
         Applied::Rejected(e) => Err(HttpError::bad_request(e.to_string())),
         response => Ok(response),
     }
-}
-
-/// Waits (boundedly) until this server has applied revision `index`.
-pub async fn applied_here(registry: &Registry, index: u64) {
-    if index == 0 || registry.state().revision() >= index {
-        return;
-    }
-    registry
-        .wait_past(index - 1, Instant::now() + LOCAL_APPLY_TIMEOUT)
-        .await;
 }

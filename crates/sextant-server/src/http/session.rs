@@ -131,7 +131,7 @@ pub async fn create(State(http): State<HttpState>, body: Bytes) -> Result<Json<V
     };
     let id = session.id.clone();
     let outcome = http.registry.write(Op::CreateSession { session }).await?;
-    apply::applied_here(&http.registry, outcome.index).await;
+    http.registry.applied_here(outcome.index).await;
     match outcome.response {
         Applied::Rejected(
             e @ (ApplyError::UnknownNode { .. }

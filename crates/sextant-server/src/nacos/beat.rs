@@ -54,7 +54,7 @@ pub async fn renew(nacos: &NacosState, key: &InstanceKey) -> Result<bool, NacosE
         .await;
     match renewed {
         Ok(Some(index)) => {
-            store::applied_here(nacos, index).await;
+            nacos.registry.applied_here(index).await;
             Ok(true)
         }
         Ok(None) => Ok(true),

@@ -14,29 +14,15 @@ use crate::registry::RegistryError;
 /// `<prefix><namespace>/<group>@@<service>`.
 pub const SERVICE_PREFIX: &str = "/sextant/nacos/services/";
 
-/// How long a write may take to be applied here after the leader applied it.
-const LOCAL_APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Proposes `op` and returns once it is committed and applied on this
 /// server too, so the client reads its write from here.
 pub async fn write(nacos: &NacosState, op: Op) -> Result<(), NacosError> {
     let outcome = nacos.registry.write(op).await?;
-    applied_here(nacos, outcome.index).await;
+    nacos.registry.applied_here(outcome.index).await;
     match outcome.response {
         Applied::Rejected(e) => Err(NacosError::bad_request(e.to_string())),
         _ => Ok(()),
     }
-}
-
-/// Waits (boundedly) until this server has applied revision `index`.
-pub async fn applied_here(nacos: &NacosState, index: u64) {
-    if index == 0 || nacos.registry.state().revision() >= index {
-        return;
-    }
-    nacos
-        .registry
-        .wait_past(index - 1, std::time::Instant::now() + LOCAL_APPLY_TIMEOUT)
-        .await;
 }
 
 /// Waits until this server has applied everything the leader had applied,

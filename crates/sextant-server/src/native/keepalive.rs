@@ -18,7 +18,7 @@ use sextant_state::catalog::{CheckKind, CheckStatus};
 use tonic::{Status, Streaming};
 
 use super::error::NativeError;
-use super::register::{applied_here, instance_node};
+use super::register::instance_node;
 use super::{stopped, NativeContext};
 use crate::health::TtlUpdateError;
 use crate::registry::Consistency;
@@ -157,7 +157,7 @@ async fn renew_one(ctx: &NativeContext, instance: &InstanceRef) -> Renewal {
                 if let Some(index) = written {
                     // The instance just turned passing: let a Discover on
                     // this server see it.
-                    applied_here(ctx, index).await;
+                    ctx.registry.applied_here(index).await;
                 }
                 shortest = Some(shortest.map_or(ttl_ms, |s| s.min(ttl_ms)));
             }

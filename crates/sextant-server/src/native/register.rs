@@ -4,7 +4,7 @@
 //! is committed and applied on this server, so the client reads its write
 //! back from the server it wrote to.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sextant_proto::v1::{check, Check as CheckRequest, RegisterRequest};
 use sextant_state::catalog::{Check, CheckDefinition, CheckKind, CheckStatus, Service, Weights};
@@ -18,8 +18,6 @@ use crate::registry::Consistency;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Probing faster than this is refused (the Consul API's floor too).
 const MIN_INTERVAL_MS: u64 = 100;
-/// How long the write may take to be applied here after the leader applied it.
-const LOCAL_APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The id of the TTL check a registration with `ttl_ms` carries.
 pub fn ttl_check_id(instance_id: &str) -> String {
@@ -242,21 +240,11 @@ pub fn instance_node(machine: &StateMachine, local: &str, instance_id: &str) -> 
 /// Proposes `op` and waits until this server applied it.
 async fn write(ctx: &NativeContext, op: Op) -> Result<u64, NativeError> {
     let outcome = ctx.registry.write(op).await?;
-    applied_here(ctx, outcome.index).await;
+    ctx.registry.applied_here(outcome.index).await;
     match outcome.response {
         Applied::Rejected(e) => Err(NativeError::Rejected(e.to_string())),
         _ => Ok(outcome.index),
     }
-}
-
-/// Waits (boundedly) until this server has applied revision `index`.
-pub async fn applied_here(ctx: &NativeContext, index: u64) {
-    if index == 0 || ctx.registry.state().revision() >= index {
-        return;
-    }
-    ctx.registry
-        .wait_past(index - 1, Instant::now() + LOCAL_APPLY_TIMEOUT)
-        .await;
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use axum::routing::get;
 use axum::Router;
 use sextant_state::{Op, Response as Applied, StateMachine};
 
-use super::apply::applied_here;
 use super::blocking::query_headers;
 use super::error::HttpError;
 use super::params::Params;
@@ -124,7 +123,7 @@ pub async fn restore(State(http): State<HttpState>, file: Bytes) -> Result<Respo
     if let Applied::Rejected(e) = outcome.response {
         return Err(HttpError::bad_request(e.to_string()));
     }
-    applied_here(&http.registry, outcome.index).await;
+    http.registry.applied_here(outcome.index).await;
     tracing::info!(revision = outcome.index, "snapshot restored");
     let headers = query_headers(&http.registry, outcome.index, Consistency::Default);
     Ok((StatusCode::OK, headers).into_response())
