@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// read barrier and are served from local state, so a deposed leader or a
     /// lagging follower answers stale data. Never set it in production.
     pub unsafe_stale_reads: bool,
+    /// TEST ONLY — storage faults for the safety harness (see
+    /// [`crate::storage::Failpoints`]); only a build with the `failpoints`
+    /// feature accepts any.
+    pub failpoints: crate::storage::Failpoints,
 }
 
 impl ServerConfig {
@@ -80,6 +84,7 @@ impl ServerConfig {
             dns: DnsConfig::default(),
             nacos: crate::nacos::NacosConfig::default(),
             unsafe_stale_reads: false,
+            failpoints: crate::storage::Failpoints::default(),
         }
     }
 

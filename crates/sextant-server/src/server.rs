@@ -142,7 +142,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     // Installed before anything is recorded (once per process).
     crate::telemetry::handle();
-    let log_store = LogStore::open(data_dir.join("raft-log"), LogStoreConfig::default())
+    if config.failpoints.any() {
+        tracing::warn!(failpoints = %config.failpoints, "TEST ONLY: storage failpoints are on");
+    }
+    let log_config = LogStoreConfig {
+        failpoints: config.failpoints,
+        ..LogStoreConfig::default()
+    };
+    let log_store = LogStore::open(data_dir.join("raft-log"), log_config)
         .map_err(|e| StartError::Log(e.to_string()))?;
     let state_machine = StateMachineStore::open(
         SnapshotFile::new(data_dir.join("snapshots")),
@@ -338,6 +345,25 @@ async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListe
 }
 
 impl RunningServer {
+    /// Resolves when Raft has stopped on a fatal error — the log could not be
+    /// written or synced, say — with that error. Such a server can no longer
+    /// take part in the cluster; like etcd, it should exit, so that it is
+    /// restarted and recovers from what its disk holds. Never resolves while
+    /// Raft runs or after a clean shutdown.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.registry.raft().metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                if !matches!(fatal, openraft::error::Fatal::Stopped) {
+                    return fatal.to_string();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Stops the server: optionally leaves the membership, then stops accepting
     /// requests, lets in-flight ones finish, and shuts Raft down (which flushes
     /// and closes the log). Stops in any case; the error says the leave failed.

@@ -96,6 +96,15 @@ pub struct AgentArgs {
     /// stale-reads` must detect. Linearizable reads skip the read barrier.
     #[arg(long, hide = true)]
     unsafe_stale_reads: bool,
+    /// TEST ONLY, hidden: storage failpoints for `sextant-chaos`, e.g.
+    /// power-loss,fsync-error (needs a build with `--features failpoints`).
+    #[arg(long, hide = true, value_parser = parse_failpoints)]
+    failpoints: Option<sextant_server::storage::Failpoints>,
+}
+
+fn parse_failpoints(text: &str) -> Result<sextant_server::storage::Failpoints, String> {
+    text.parse()
+        .map_err(|e: sextant_server::storage::FailpointError| e.to_string())
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -159,7 +168,14 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         println!("    Nacos naming API:  http://{nacos}");
     }
     println!("    data directory:    {}", config.data_dir.display());
-    wait_for_signal().await?;
+    tokio::select! {
+        signalled = wait_for_signal() => signalled?,
+        fatal = server.fatal() => {
+            tracing::error!(error = %fatal, "Raft stopped on a fatal error; shutting down");
+            let _ = server.shutdown(false).await;
+            anyhow::bail!("Raft stopped on a fatal error: {fatal}");
+        }
+    }
     tracing::info!(leave, "shutting down");
     let left = server.shutdown(leave).await;
     left.context("could not leave the cluster")
@@ -255,6 +271,7 @@ fn compose(
         .unwrap_or(config.kv_history_retention);
     config.leave_on_terminate = args.leave_on_terminate || file.leave_on_terminate.unwrap_or(false);
     config.unsafe_stale_reads = args.unsafe_stale_reads;
+    config.failpoints = args.failpoints.unwrap_or_default();
     if file.server == Some(false) {
         anyhow::bail!(
             "client agents (server = false) are not supported yet: every agent is a server"

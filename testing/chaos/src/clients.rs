@@ -92,6 +92,26 @@ impl EtcdClient {
             succeeded: response.succeeded(),
         })
     }
+    /// Grants a lease of `ttl` seconds; returns its id and granted TTL.
+    pub async fn grant(&self, ttl: i64) -> Result<(i64, i64), ClientError> {
+        let response = self.client.lease_client().grant(ttl, None).await?;
+        Ok((response.id(), response.ttl()))
+    }
+
+    /// One keep-alive of lease `id` on a stream of its own. True if the
+    /// lease was renewed, false if the server answered that it no longer
+    /// exists (etcd's TTL 0, which the client library reports as an error).
+    pub async fn keep_alive_once(&self, id: i64) -> Result<bool, ClientError> {
+        match self.client.lease_client().keep_alive(id).await {
+            Ok(_) => Ok(true),
+            Err(etcd_client::Error::LeaseKeepAliveError(message))
+                if message.contains("lease not found") =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
 }
 
 /// A Consul HTTP KV client bound to one server.

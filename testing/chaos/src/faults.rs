@@ -13,6 +13,11 @@ use testkit::Cluster;
 
 use crate::network::Network;
 
+/// While this file exists in a server's data directory, its log fsyncs fail
+/// (the server's `fsync-error` failpoint: `FAIL_FSYNC_FILE` in the log
+/// directory, `raft-log`).
+const FAIL_FSYNC: &str = "raft-log/fail-fsync";
+
 /// A kind of fault, as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
@@ -27,6 +32,9 @@ pub enum FaultKind {
     Partition,
     /// Isolate the current leader from every peer (clients still reach it).
     PartitionLeader,
+    /// Make a server's log fsyncs fail (the `fsync-error` failpoint): it must
+    /// stop without acknowledging what it could not sync; then start it again.
+    Disk,
 }
 
 impl FaultKind {
@@ -38,6 +46,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
             FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::Disk => "disk",
         }
     }
 
@@ -55,11 +64,10 @@ impl FromStr for FaultKind {
             "pause" => FaultKind::Pause,
             "partition" => FaultKind::Partition,
             "partition-leader" => FaultKind::PartitionLeader,
-            other => {
-                return Err(format!(
-                    "unknown fault {other:?} (kill, restart, pause, partition, partition-leader)"
-                ))
-            }
+            "disk" => FaultKind::Disk,
+            other => return Err(format!(
+                "unknown fault {other:?} (kill, restart, pause, partition, partition-leader, disk)"
+            )),
         })
     }
 }
@@ -128,6 +136,29 @@ impl Injector<'_> {
             FaultKind::Restart => {
                 log(self.started, format!("crash-restart {role} {name}"));
                 self.cluster.server_mut(target).restart().await;
+            }
+            FaultKind::Disk => {
+                log(self.started, format!("failing disk under {role} {name}"));
+                let trigger = self.cluster.server(target).data_dir().join(FAIL_FSYNC);
+                std::fs::write(&trigger, b"")?;
+                // Writes keep coming, so the next group commit fails; the
+                // server must then stop rather than go on without its log.
+                let exited = self.cluster.server_mut(target).wait_exit(hold).await;
+                std::fs::remove_file(&trigger)?;
+                match exited {
+                    Some(status) => log(
+                        self.started,
+                        format!("{name} stopped on the fsync error ({status})"),
+                    ),
+                    // No write reached it in time (the stop itself is
+                    // checked by the sextant crate's storage_faults test).
+                    None => log(
+                        self.started,
+                        format!("{name} was not written to within {hold:?}; killing it"),
+                    ),
+                }
+                self.cluster.server_mut(target).restart().await;
+                log(self.started, format!("restarted {name}"));
             }
             FaultKind::Pause => {
                 log(self.started, format!("pause {role} {name} for {hold:?}"));
@@ -204,6 +235,7 @@ mod tests {
     fn fault_names_parse() {
         assert_eq!("kill".parse(), Ok(FaultKind::Kill));
         assert_eq!("partition-leader".parse(), Ok(FaultKind::PartitionLeader));
+        assert_eq!("disk".parse(), Ok(FaultKind::Disk));
         assert!("flood".parse::<FaultKind>().is_err());
     }
 }

@@ -26,6 +26,7 @@ mod checker;
 mod clients;
 mod faults;
 mod history;
+mod lease_check;
 mod network;
 mod readme;
 mod run;

@@ -64,9 +64,9 @@ fn render(runs: &[Summary]) -> String {
     let caught = planted.iter().filter(|r| r.anomalies > 0).count();
     let planted_anomalies: u64 = planted.iter().map(|r| r.anomalies).sum();
     format!(
-        "| runs | seeds | servers | seconds per run | faults | operations | indeterminate | watch events | faults injected | anomalies | undecided keys |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n\
-         | {} | {seeds_min}–{seeds_max} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n\
+        "| runs | seeds | servers | seconds per run | faults | operations | indeterminate | watch events | lease renewals | faults injected | anomalies | undecided keys |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {seeds_min}–{seeds_max} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n\
          \n\
          Planted-bug runs ({}): {}, caught: {caught} ({planted_anomalies} anomalies reported).\n",
         real.len(),
@@ -76,6 +76,7 @@ fn render(runs: &[Summary]) -> String {
         sum(|r| r.ops),
         sum(|r| r.indeterminate),
         sum(|r| r.watch_events),
+        sum(|r| r.lease_renewals),
         sum(|r| r.faults),
         sum(|r| r.anomalies),
         sum(|r| r.undecided),
@@ -101,6 +102,7 @@ mod tests {
             anomalies,
             undecided: 0,
             watch_events: 0,
+            lease_renewals: 7,
         }
     }
 
@@ -113,7 +115,7 @@ mod tests {
         ];
         let text = render(&runs);
         assert!(
-            text.contains("| 2 | 1–2 | 3 | 60 | kill | 200 | 10 | 0 | 20 | 0 | 0 |"),
+            text.contains("| 2 | 1–2 | 3 | 60 | kill | 200 | 10 | 0 | 14 | 20 | 0 | 0 |"),
             "{text}"
         );
         assert!(

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::checker::{self, wgl::Verdict};
 use crate::faults::{FaultKind, Injector};
 use crate::history::{self, Operation, Recorder};
+use crate::lease_check;
 use crate::network::Network;
 use crate::watch_check;
 use crate::workload::{self, Endpoint, LoadConfig, Process};
@@ -37,7 +38,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Faults to inject, comma-separated: kill, restart, pause, partition,
-    /// partition-leader.
+    /// partition-leader, disk.
     #[arg(
         long,
         value_delimiter = ',',
@@ -74,8 +75,9 @@ pub struct RunArgs {
     summary_json: Option<PathBuf>,
     /// Runs the servers with a deliberately planted bug, which the checker
     /// must catch: `stale-reads` serves linearizable reads locally, without
-    /// the read barrier.
-    #[arg(long, value_parser = ["stale-reads"])]
+    /// the read barrier; `lost-writes` acknowledges log appends before they
+    /// are fsynced.
+    #[arg(long, value_parser = ["stale-reads", "lost-writes"])]
     planted_bug: Option<String>,
     /// The `sextant` binary (default: the one beside this binary).
     #[arg(long)]
@@ -99,6 +101,9 @@ pub struct Summary {
     /// Events the watcher received under faults (checked against the history).
     #[serde(default)]
     pub watch_events: u64,
+    /// Acknowledged renewals of the lease held under faults.
+    #[serde(default)]
+    pub lease_renewals: u64,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
@@ -145,10 +150,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     } else {
         None
     };
-    let mut extra_args = Vec::new();
-    if args.planted_bug.is_some() {
-        extra_args.push("--unsafe-stale-reads".to_owned());
-    }
+    let extra_args = server_args(&args);
     let each: Vec<ServerOpts> = (0..args.servers)
         .map(|i| ServerOpts {
             election_timeout: Some(args.election_timeout),
@@ -185,6 +187,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         faults,
         before_crash,
         watch,
+        lease,
     } = match exercised {
         Ok(figures) => figures,
         Err(err) => {
@@ -206,6 +209,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     for anomaly in &watch.anomalies {
         println!("ANOMALY: watch: {anomaly}");
     }
+    for anomaly in &lease.anomalies {
+        println!("ANOMALY: lease: {anomaly}");
+    }
     let summary = Summary {
         seed,
         duration_secs: args.duration.as_secs(),
@@ -218,8 +224,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             .filter(|o| matches!(o.outcome, history::Outcome::Indeterminate { .. }))
             .count() as u64,
         faults,
-        anomalies: checked.anomalies + watch.anomalies.len() as u64,
+        anomalies: checked.anomalies + watch.anomalies.len() as u64 + lease.anomalies.len() as u64,
         watch_events: watch.events,
+        lease_renewals: lease.renewals,
         undecided: checked.undecided,
     };
     if let Some(path) = &args.summary_json {
@@ -282,11 +289,24 @@ async fn exercise(
     // schedule an older seed produced.
     let fault_rng = StdRng::seed_from_u64(rng.random());
     let watch_rng = StdRng::seed_from_u64(rng.random());
+    let lease_rng = StdRng::seed_from_u64(rng.random());
     let watcher = tokio::spawn(watch_check::follow(
         endpoints.to_vec(),
         watch_rng,
         stop_rx.clone(),
         args.op_timeout,
+    ));
+    // A TTL of a few election timeouts: long enough that a renewal gets
+    // through between faults, short enough to expire when none does.
+    let lease_ttl = (args.election_timeout * 3).as_secs().max(2);
+    let lease_holder = tokio::spawn(lease_check::hold(
+        endpoints.to_vec(),
+        lease_rng,
+        stop_rx.clone(),
+        i64::try_from(lease_ttl).unwrap_or(i64::MAX),
+        Duration::from_secs(lease_ttl) / 6,
+        args.op_timeout,
+        started,
     ));
     let faults = Injector {
         cluster: &mut *cluster,
@@ -303,11 +323,20 @@ async fn exercise(
         client.await.context("a client task failed")?;
     }
     let watched = watcher.await.context("the watcher task failed")?;
+    let lease = lease_holder.await.context("the lease holder task failed")?;
     let faults = faults?;
     println!(
         "[{:>6.1}s] load stopped: {} operations",
         started.elapsed().as_secs_f64(),
         recorder.snapshot().len()
+    );
+
+    println!(
+        "[{:>6.1}s] lease: {} granted, {} renewals, {} expired after a TTL without renewal",
+        started.elapsed().as_secs_f64(),
+        lease.grants,
+        lease.renewals,
+        lease.expiries
     );
 
     // Watch: what the watcher saw must be the start of the whole history.
@@ -361,7 +390,27 @@ async fn exercise(
         faults,
         before_crash,
         watch,
+        lease,
     })
+}
+
+/// The servers' extra flags. Every run simulates power cuts: a SIGKILL then
+/// also loses what the server wrote but never fsynced, so the whole-cluster
+/// crash checks the fsyncs too. Disk faults need fsyncs that can fail; a
+/// planted bug is switched on by its hidden flag.
+fn server_args(args: &RunArgs) -> Vec<String> {
+    let mut failpoints = vec!["power-loss"];
+    if args.faults.contains(&FaultKind::Disk) {
+        failpoints.push("fsync-error");
+    }
+    let mut extra = Vec::new();
+    match args.planted_bug.as_deref() {
+        Some("stale-reads") => extra.push("--unsafe-stale-reads".to_owned()),
+        Some("lost-writes") => failpoints.push("unsynced-acks"),
+        _ => {}
+    }
+    extra.extend(["--failpoints".to_owned(), failpoints.join(",")]);
+    extra
 }
 
 /// What the load and fault phase leaves for the checks.
@@ -370,6 +419,7 @@ struct Exercised {
     /// Operations recorded before the whole-cluster crash.
     before_crash: usize,
     watch: WatchOutcome,
+    lease: lease_check::LeaseLog,
 }
 
 /// The watch check's figures.

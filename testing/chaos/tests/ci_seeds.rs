@@ -1,6 +1,6 @@
 //! The CI's fixed-seed safety runs: the real code shows no anomaly under every
-//! kind of fault, and the planted bug (linearizable reads served locally) is
-//! caught. Each test runs the built `sextant-chaos` binary as a user would;
+//! kind of fault, and the planted bugs (linearizable reads served locally,
+//! appends acknowledged before they are fsynced) are caught. Each test runs the built `sextant-chaos` binary as a user would;
 //! it needs the `sextant` binary beside it (`cargo build -p sextant`, which
 //! `cargo nextest run --workspace` does) and root for the partitions.
 
@@ -41,7 +41,7 @@ fn clean_run(seed: &str) {
         "--duration",
         "20s",
         "--faults",
-        "kill,pause,partition,restart",
+        "kill,pause,partition,restart,disk",
     ]);
     assert_eq!(anomalies, 0, "seed {seed} found anomalies");
     assert_eq!(code, Some(0), "seed {seed} exited with {code:?}");
@@ -59,23 +59,21 @@ fn seed_2_has_no_anomalies() {
     clean_run("2");
 }
 
-#[test]
-fn the_planted_stale_read_bug_is_found() {
-    // Isolating the leader is the fault that lets a deposed leader answer
-    // reads locally while the majority moves on; the bug makes it do so.
-    // The failing run keeps its history and logs: here in a directory of
-    // the test's own, removed afterwards.
-    let out = std::env::temp_dir().join(format!("sextant-chaos-ci-{}", std::process::id()));
+/// Runs a planted bug and checks that it was caught, and that the failing run
+/// kept its history and logs (in a directory of the test's own, removed
+/// afterwards); returns the faults injected.
+fn planted(bug: &str, seed: &str, faults: &str) -> u64 {
+    let out = std::env::temp_dir().join(format!("sextant-chaos-ci-{bug}-{}", std::process::id()));
     let out_arg = out.display().to_string();
-    let (code, _, faults, anomalies) = chaos(&[
+    let (code, _, injected, anomalies) = chaos(&[
         "--seed",
-        "7",
+        seed,
         "--duration",
         "15s",
         "--faults",
-        "partition-leader",
+        faults,
         "--planted-bug",
-        "stale-reads",
+        bug,
         "--out",
         &out_arg,
     ]);
@@ -88,7 +86,23 @@ fn the_planted_stale_read_bug_is_found() {
         "the failing run kept no server log"
     );
     let _ = std::fs::remove_dir_all(&out);
-    assert!(faults >= 1, "no fault was injected");
-    assert!(anomalies > 0, "the planted bug went unnoticed");
+    assert!(anomalies > 0, "the planted bug {bug} went unnoticed");
     assert_eq!(code, Some(1));
+    injected
+}
+
+#[test]
+fn the_planted_lost_write_bug_is_found() {
+    // Appends acknowledged from the page cache survive a SIGKILL but not a
+    // power cut: the whole-cluster crash at the end (simulated as one) must
+    // lose acknowledged writes, and the checker must say so.
+    planted("lost-writes", "3", "restart");
+}
+
+#[test]
+fn the_planted_stale_read_bug_is_found() {
+    // Isolating the leader is the fault that lets a deposed leader answer
+    // reads locally while the majority moves on; the bug makes it do so.
+    let faults = planted("stale-reads", "7", "partition-leader");
+    assert!(faults >= 1, "no fault was injected");
 }

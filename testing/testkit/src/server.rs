@@ -263,6 +263,20 @@ impl Server {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself, as a server
+    /// does on a fatal storage error. Returns its exit status (the server
+    /// then counts as stopped), or `None` if it is still running.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let process = self.process.as_mut()?;
+        match process.wait_exit(timeout).await {
+            Ok(Some(status)) => {
+                self.process = None;
+                Some(status)
+            }
+            _ => None,
+        }
+    }
+
     /// SIGKILL without waiting; [`Server::kill`] afterwards reaps it. Lets a
     /// test kill several servers at (nearly) the same instant.
     pub fn send_kill(&mut self) {

@@ -38,6 +38,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::error::OpenError;
+use super::failpoints::Failpoints;
 use super::record;
 use super::recovery;
 use super::writer::AppendBatch;
@@ -60,6 +61,8 @@ pub struct LogStoreConfig {
     /// advisory, so losing the latest value in a crash is harmless. Default 100 ms; zero writes
     /// it after every group of appends.
     pub committed_write_interval: Duration,
+    /// Test-only storage faults (see [`Failpoints`]); none by default.
+    pub failpoints: Failpoints,
 }
 
 impl Default for LogStoreConfig {
@@ -68,6 +71,7 @@ impl Default for LogStoreConfig {
             max_segment_bytes: 64 * 1024 * 1024,
             queue_capacity: 1024,
             committed_write_interval: Duration::from_millis(100),
+            failpoints: Failpoints::default(),
         }
     }
 }
@@ -264,6 +268,12 @@ where
             return Err(OpenError::Config("queue_capacity must be positive".into()));
         }
         let dir = dir.as_ref().to_path_buf();
+        if dir.is_dir() {
+            config
+                .failpoints
+                .discard_unsynced(&dir)
+                .map_err(OpenError::io(&dir))?;
+        }
         let rec = recovery::recover::<C>(&dir)?;
         let counters = Arc::new(Counters::default());
         let writer = Writer::new(
@@ -272,6 +282,7 @@ where
             config.max_segment_bytes,
             config.committed_write_interval,
             counters.clone(),
+            config.failpoints,
         )
         .spawn(config.queue_capacity)
         .map_err(OpenError::Spawn)?;

@@ -8,12 +8,14 @@
 //! - `meta_file`: atomically replaced small files (vote, purged id, committed id),
 //! - `writer`: the group-commit writer thread that owns the files,
 //! - `recovery`: scanning and trimming the directory on open,
-//! - `log_store`: the openraft trait implementations.
+//! - `log_store`: the openraft trait implementations,
+//! - `failpoints`: test-only storage faults for the safety harness.
 //!
 //! Directory layout: `log-<first_index:020>.seg` segment files, `vote.meta`, `purged.meta`,
 //! `committed.meta`.
 
 mod error;
+mod failpoints;
 mod log_store;
 mod meta_file;
 mod record;
@@ -22,6 +24,7 @@ mod segment;
 mod writer;
 
 pub use error::OpenError;
+pub use failpoints::{FailpointError, Failpoints, FAIL_FSYNC_FILE};
 pub use log_store::LogReader;
 pub use log_store::LogStore;
 pub use log_store::LogStoreConfig;

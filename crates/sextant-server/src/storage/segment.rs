@@ -70,6 +70,9 @@ pub struct Segment {
     file: Option<File>,
     /// Written since the last sync.
     dirty: bool,
+    /// Bytes known to be on disk: up to the last sync (what the `power-loss`
+    /// failpoint keeps).
+    synced_len: u64,
 }
 
 impl Segment {
@@ -91,6 +94,7 @@ impl Segment {
             len: 0,
             file: Some(file),
             dirty: false,
+            synced_len: 0,
         })
     }
 
@@ -103,6 +107,7 @@ impl Segment {
             len,
             file: None,
             dirty: false,
+            synced_len: len,
         }
     }
 
@@ -136,6 +141,10 @@ impl Segment {
         self.dirty
     }
 
+    pub fn synced_len(&self) -> u64 {
+        self.synced_len
+    }
+
     fn file(&mut self) -> io::Result<&mut File> {
         match &mut self.file {
             Some(f) => Ok(f),
@@ -167,6 +176,7 @@ impl Segment {
         }
         self.file()?.sync_data()?;
         self.dirty = false;
+        self.synced_len = self.len;
         Ok(true)
     }
 
@@ -192,6 +202,7 @@ impl Segment {
         self.offsets.truncate(pos);
         self.len = cut;
         self.dirty = false;
+        self.synced_len = cut;
         Ok(())
     }
 }

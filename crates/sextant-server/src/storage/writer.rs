@@ -19,6 +19,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
+use super::failpoints::Failpoints;
 use super::meta_file;
 use super::segment;
 use super::segment::Segment;
@@ -140,6 +141,8 @@ pub struct Writer {
     last_committed_write: Option<Instant>,
     /// Set by the first I/O failure.
     failed: Option<(io::ErrorKind, String)>,
+    /// Test-only faults (all off outside the safety harness).
+    failpoints: Failpoints,
 }
 
 impl Writer {
@@ -149,6 +152,7 @@ impl Writer {
         max_segment_bytes: u64,
         committed_interval: Duration,
         counters: Arc<Counters>,
+        failpoints: Failpoints,
     ) -> Self {
         Writer {
             dir,
@@ -160,6 +164,7 @@ impl Writer {
             committed_interval,
             last_committed_write: None,
             failed: None,
+            failpoints,
         }
     }
 
@@ -177,6 +182,10 @@ impl Writer {
 
     fn run(mut self, mut rx: mpsc::Receiver<Request>, capacity: usize) {
         let mut batch = Vec::with_capacity(capacity);
+        // What recovery found is on disk.
+        if let Err(e) = self.failpoints.record_synced(&self.dir, &self.segments) {
+            self.fail(&e);
+        }
         loop {
             if rx.blocking_recv_many(&mut batch, capacity) == 0 {
                 break; // every sender is gone and the queue is empty
@@ -241,7 +250,7 @@ impl Writer {
                 }
             }
         }
-        self.flush();
+        self.group_commit();
         self.write_committed(false);
         false
     }
@@ -252,7 +261,7 @@ impl Writer {
         if let Some(e) = self.failure() {
             return Err(e);
         }
-        let res = op(self);
+        let res = op(self).and_then(|()| self.record_synced());
         if let Err(e) = &res {
             self.fail(e);
         }
@@ -280,14 +289,28 @@ impl Writer {
         }
     }
 
+    /// The end of a group: every append written is synced, then acknowledged.
+    fn group_commit(&mut self) {
+        if self.failpoints.unsynced_acks && self.failed.is_none() {
+            // The planted bug: acknowledged, though only in the page cache.
+            for done in self.pending.drain(..) {
+                done.complete(Ok(()));
+            }
+            return;
+        }
+        self.flush();
+    }
+
     /// Syncs what was written and completes the waiting appends in order.
     fn flush(&mut self) {
-        if self.pending.is_empty() {
+        // (Unsynced segments without waiting appends exist only under the
+        // `unsynced-acks` failpoint.)
+        if self.pending.is_empty() && !self.segments.iter().any(Segment::is_dirty) {
             return;
         }
         let res = match self.failure() {
             Some(e) => Err(e),
-            None => self.sync_dirty(),
+            None => self.sync_dirty().and_then(|()| self.record_synced()),
         };
         match res {
             Err(e) => self.fail(&e),
@@ -302,6 +325,9 @@ impl Writer {
 
     fn sync_dirty(&mut self) -> io::Result<()> {
         for seg in self.segments.iter_mut().filter(|s| s.is_dirty()) {
+            if let Some(injected) = self.failpoints.fsync_failure(&self.dir) {
+                return Err(injected);
+            }
             let started = Instant::now();
             if seg.sync()? {
                 bump(&self.counters.log_syncs, 1);
@@ -309,6 +335,11 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Under the `power-loss` failpoint, notes what is durable before it is acknowledged.
+    fn record_synced(&self) -> io::Result<()> {
+        self.failpoints.record_synced(&self.dir, &self.segments)
     }
 
     /// Writes the latest committed id, if there is one and (unless `force`) the last write is
