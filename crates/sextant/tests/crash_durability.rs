@@ -1,5 +1,7 @@
 //! Every acknowledged write survives SIGKILL of every server in the middle of
-//! a concurrent write load, and nothing appears that was never written.
+//! a concurrent write load — with the `power-loss` failpoint, which makes the
+//! kill a power cut that loses everything not fsynced — and nothing appears
+//! that was never written.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use testkit::{compare_kv, test_rng, Cluster, ClusterOpts, Consistency, HttpClient};
+use testkit::{compare_kv, test_rng, Cluster, ClusterOpts, Consistency, HttpClient, ServerOpts};
 use tokio::task::JoinSet;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sextant");
@@ -84,7 +86,15 @@ fn check(
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_writes_survive_sigkill_of_every_server() {
     let mut rng = test_rng("acknowledged_writes_survive_sigkill_of_every_server");
-    let mut cluster = Cluster::start(BIN, 3, ClusterOpts::default()).await;
+    // As a power cut: on restart each server loses what it never fsynced.
+    let opts = ClusterOpts {
+        server: ServerOpts {
+            extra_args: vec!["--failpoints".to_owned(), "power-loss".to_owned()],
+            ..ServerOpts::default()
+        },
+        ..ClusterOpts::default()
+    };
+    let mut cluster = Cluster::start(BIN, 3, opts).await;
     let prefix = format!("crash/{:08x}", rng.random::<u32>());
 
     let acked_total = Arc::new(AtomicUsize::new(0));

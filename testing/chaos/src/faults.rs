@@ -65,9 +65,11 @@ impl FromStr for FaultKind {
             "partition" => FaultKind::Partition,
             "partition-leader" => FaultKind::PartitionLeader,
             "disk" => FaultKind::Disk,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown fault {other:?} (kill, restart, pause, partition, partition-leader, disk)"
-            )),
+            ))
+            }
         })
     }
 }
