@@ -136,7 +136,18 @@ impl LeaseKeeper {
                 let Some(granted) = self.granted_ttl(id) else {
                     return self.unknown_lease();
                 };
-                self.lock().set(id, Instant::now() + ttl(granted));
+                let now = Instant::now();
+                let mut deadlines = self.lock();
+                // Past its deadline the lease is being revoked: renewing it
+                // would promise the client time that the revoke in flight
+                // takes away. The client waits for the revoke's outcome (as
+                // etcd's do): gone, or renewable again if it failed.
+                if deadlines.by_id.get(&id).is_some_and(|due| *due <= now) {
+                    return Err(RemoteError::Busy(format!(
+                        "lease {id:x} expired and is being revoked"
+                    )));
+                }
+                deadlines.set(id, now + ttl(granted));
                 Ok(Some(granted))
             }
             KeeperRequest::Remaining { id } => {

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::raft::batcher::Batcher;
 use crate::raft::network::{CallError, Method, PeerClients};
+use crate::raft::quorum_ack::QuorumAck;
 use crate::raft::rpc::{
     ForwardRequest, ForwardResponse, JoinRequest, LeaveRequest, MembershipResponse,
     ReadIndexRequest, ReadIndexResponse, RemoteError, WriteOutcome,
@@ -90,6 +91,8 @@ pub struct Registry {
     last_leader_contact_ms: AtomicU64,
     /// Proposes this server's writes while it leads, many to an entry.
     batcher: Batcher,
+    /// When a majority last acknowledged this server as leader.
+    quorum_ack: Arc<QuorumAck>,
 }
 
 /// The pause between attempts while a leader is being elected.
@@ -105,6 +108,8 @@ impl Registry {
         config: RegistryConfig,
     ) -> Self {
         let batcher = Batcher::spawn(raft.clone(), config.request_timeout);
+        let quorum_ack = Arc::new(QuorumAck::default());
+        tokio::spawn(quorum_ack.clone().follow(raft.clone()));
         Self {
             id,
             node,
@@ -115,6 +120,7 @@ impl Registry {
             started: Instant::now(),
             last_leader_contact_ms: AtomicU64::new(0),
             batcher,
+            quorum_ack,
         }
     }
 
@@ -200,13 +206,9 @@ impl Registry {
     /// lease keep-alives, session renewals, leader-consistency reads — need
     /// this instead of [`Registry::is_leader`].
     pub fn holds_leader_lease(&self) -> bool {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let lease_ms = (self.config.election_timeout.as_millis() as u64) * 9 / 20;
-        metrics.state == ServerState::Leader
-            && metrics
-                .millis_since_quorum_ack
-                .is_some_and(|ms| ms <= lease_ms)
+        let lease = self.config.election_timeout * 9 / 20;
+        self.raft.metrics().borrow().state == ServerState::Leader
+            && self.quorum_ack.acked_within(lease)
     }
 
     /// Proposes `op` and waits until it is committed by a majority and applied.

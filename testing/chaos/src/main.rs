@@ -29,6 +29,7 @@ mod history;
 mod lease_check;
 mod network;
 mod readme;
+mod recovery_check;
 mod run;
 mod watch_check;
 mod workload;

@@ -115,6 +115,11 @@ impl Network {
         Ipv4Addr::new(10, 213, self.number, host)
     }
 
+    /// The harness's own address on the bridge, which every server reaches.
+    pub fn harness_ip(&self) -> IpAddr {
+        IpAddr::V4(self.address_of(None))
+    }
+
     /// The address server `server` listens on.
     pub fn server_ip(&self, server: usize) -> IpAddr {
         IpAddr::V4(self.address_of(Some(server)))

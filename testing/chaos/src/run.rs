@@ -2,6 +2,7 @@
 //! crash and restart, reads again, check, report.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use crate::faults::{FaultKind, Injector};
 use crate::history::{self, Operation, Recorder};
 use crate::lease_check;
 use crate::network::Network;
+use crate::recovery_check;
 use crate::watch_check;
 use crate::workload::{self, Endpoint, LoadConfig, Process};
 
@@ -188,6 +190,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         before_crash,
         watch,
         lease,
+        recovery,
     } = match exercised {
         Ok(figures) => figures,
         Err(err) => {
@@ -212,6 +215,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     for anomaly in &lease.anomalies {
         println!("ANOMALY: lease: {anomaly}");
     }
+    for anomaly in &recovery.anomalies {
+        println!("ANOMALY: health check: {anomaly}");
+    }
     let summary = Summary {
         seed,
         duration_secs: args.duration.as_secs(),
@@ -224,7 +230,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
             .filter(|o| matches!(o.outcome, history::Outcome::Indeterminate { .. }))
             .count() as u64,
         faults,
-        anomalies: checked.anomalies + watch.anomalies.len() as u64 + lease.anomalies.len() as u64,
+        anomalies: checked.anomalies
+            + watch.anomalies.len() as u64
+            + lease.anomalies.len() as u64
+            + recovery.anomalies.len() as u64,
         watch_events: watch.events,
         lease_renewals: lease.renewals,
         undecided: checked.undecided,
@@ -266,6 +275,9 @@ async fn exercise(
 ) -> anyhow::Result<Exercised> {
     // Load and faults.
     let started = Instant::now();
+    let harness_ip = network
+        .as_deref()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), Network::harness_ip);
     let (stop_tx, stop_rx) = watch::channel(false);
     let config = LoadConfig {
         keys: keys.to_vec(),
@@ -355,6 +367,16 @@ async fn exercise(
         history.len()
     );
 
+    // Liveness on the healed cluster: a health check follows its target in bounded time.
+    let recovery = recovery_check::run(endpoints[leader].http, harness_ip).await?;
+    println!(
+        "[{:>6.1}s] health check: passing {:?} after registration, critical {:?} after its target stopped, passing {:?} after it came back",
+        started.elapsed().as_secs_f64(),
+        recovery.to_passing,
+        recovery.to_critical,
+        recovery.back_to_passing
+    );
+
     // Durability: read everything, crash every server at once, read again.
     workload::read_all(
         FINAL_READER,
@@ -391,6 +413,7 @@ async fn exercise(
         before_crash,
         watch,
         lease,
+        recovery,
     })
 }
 
@@ -420,6 +443,7 @@ struct Exercised {
     before_crash: usize,
     watch: WatchOutcome,
     lease: lease_check::LeaseLog,
+    recovery: recovery_check::Recovery,
 }
 
 /// The watch check's figures.

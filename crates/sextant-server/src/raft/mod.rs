@@ -4,6 +4,7 @@
 pub mod batcher;
 pub mod network;
 pub mod observer;
+pub mod quorum_ack;
 pub mod rpc;
 pub mod service;
 pub mod snapshot_file;

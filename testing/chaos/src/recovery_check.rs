@@ -1,0 +1,157 @@
+//! Health checks converge in bounded time once the faults are over.
+//!
+//! After the load, on the healed cluster, one instance is registered with a
+//! TCP check on a port the harness listens on. Its target then stops
+//! answering and answers again, and each time the instance must leave, and
+//! come back to, the passing instances within what its check promises:
+//! the interval times the threshold (`FailuresBeforeCritical`,
+//! `SuccessBeforePassing`), plus one interval for the probe's phase, the
+//! probe's timeout, and a margin for the status write to commit on a busy
+//! two-core machine. A later verdict is an anomaly.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+const SERVICE: &str = "chaos-recovery";
+const INTERVAL: Duration = Duration::from_millis(500);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+const SUCCESS_BEFORE_PASSING: u32 = 2;
+const FAILURES_BEFORE_CRITICAL: u32 = 2;
+/// For the status write to be proposed, committed and applied.
+const COMMIT_MARGIN: Duration = Duration::from_secs(2);
+
+/// What the recovery check measured.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub to_passing: Duration,
+    pub to_critical: Duration,
+    pub back_to_passing: Duration,
+    pub anomalies: Vec<String>,
+}
+
+/// A TCP check target: a listener that accepts and drops connections.
+struct Target {
+    task: JoinHandle<()>,
+}
+
+impl Target {
+    async fn listen(addr: SocketAddr) -> anyhow::Result<(Target, SocketAddr)> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} for the TCP check"))?;
+        let bound = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                drop(connection);
+            }
+        });
+        Ok((Target { task }, bound))
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // Aborting the task drops the listener: connections are refused.
+        self.task.abort();
+    }
+}
+
+/// Runs the check against the server whose HTTP API is at `http`; the
+/// servers reach the target at `target_ip`.
+pub async fn run(http: SocketAddr, target_ip: IpAddr) -> anyhow::Result<Recovery> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let (target, target_addr) = Target::listen(SocketAddr::new(target_ip, 0)).await?;
+    let registration = serde_json::json!({
+        "ID": SERVICE,
+        "Name": SERVICE,
+        "Address": target_ip.to_string(),
+        "Port": target_addr.port(),
+        "Check": {
+            "TCP": target_addr.to_string(),
+            "Interval": format!("{}ms", INTERVAL.as_millis()),
+            "Timeout": format!("{}ms", PROBE_TIMEOUT.as_millis()),
+            "SuccessBeforePassing": SUCCESS_BEFORE_PASSING,
+            "FailuresBeforeCritical": FAILURES_BEFORE_CRITICAL,
+        },
+    });
+    let registered = Instant::now();
+    client
+        .put(format!("http://{http}/v1/agent/service/register"))
+        .json(&registration)
+        .send()
+        .await?
+        .error_for_status()
+        .context("registering the recovery check's instance")?;
+
+    let mut recovery = Recovery::default();
+    // Checks start critical: passing after SuccessBeforePassing probes.
+    let to_passing_bound = INTERVAL * (SUCCESS_BEFORE_PASSING + 1) + PROBE_TIMEOUT + COMMIT_MARGIN;
+    let to_critical_bound =
+        INTERVAL * (FAILURES_BEFORE_CRITICAL + 1) + PROBE_TIMEOUT + COMMIT_MARGIN;
+    // Beyond the bound the verdict is late; give up well after it.
+    let give_up = to_passing_bound.max(to_critical_bound) * 4;
+
+    recovery.to_passing = until_listed(&client, http, true, registered, give_up).await?;
+    let stopped = Instant::now();
+    drop(target);
+    recovery.to_critical = until_listed(&client, http, false, stopped, give_up).await?;
+    let (target, _) = Target::listen(target_addr).await?;
+    let restarted = Instant::now();
+    recovery.back_to_passing = until_listed(&client, http, true, restarted, give_up).await?;
+    drop(target);
+
+    for (what, took, bound) in [
+        ("registered: passing", recovery.to_passing, to_passing_bound),
+        (
+            "target down: critical",
+            recovery.to_critical,
+            to_critical_bound,
+        ),
+        (
+            "target back: passing",
+            recovery.back_to_passing,
+            to_passing_bound,
+        ),
+    ] {
+        if took > bound {
+            recovery.anomalies.push(format!(
+                "{what} after {took:?}, more than its bound {bound:?}"
+            ));
+        }
+    }
+    Ok(recovery)
+}
+
+/// Polls the passing instances until the instance is (or is no longer)
+/// among them; returns how long that took from `since`, or `give_up` if it
+/// never happened.
+async fn until_listed(
+    client: &reqwest::Client,
+    http: SocketAddr,
+    listed: bool,
+    since: Instant,
+    give_up: Duration,
+) -> anyhow::Result<Duration> {
+    let url = format!("http://{http}/v1/health/service/{SERVICE}?passing");
+    loop {
+        let body = client
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let entries: Vec<serde_json::Value> =
+            serde_json::from_str(&body).with_context(|| format!("decoding {body}"))?;
+        if entries.is_empty() != listed || since.elapsed() >= give_up {
+            return Ok(since.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
