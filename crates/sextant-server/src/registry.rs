@@ -211,6 +211,20 @@ impl Registry {
             && self.quorum_ack.acked_within(lease)
     }
 
+    /// Whether this server is in touch with the majority right now: a leader
+    /// a majority acknowledged lately, or a follower its leader reached
+    /// lately. A server cut off from the majority must not vouch for what
+    /// the majority decides without it (a TTL's deadline, say).
+    pub fn in_touch_with_majority(&self) -> bool {
+        if self.is_leader() {
+            return self.holds_leader_lease();
+        }
+        let window_ms = (self.config.election_timeout * 9 / 20).as_millis() as u64;
+        let last = self.last_leader_contact_ms.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64;
+        last > 0 && now.saturating_sub(last) <= window_ms
+    }
+
     /// Proposes `op` and waits until it is committed by a majority and applied.
     pub async fn write(&self, op: Op) -> Result<WriteOutcome, RegistryError> {
         let started = Instant::now();

@@ -26,11 +26,11 @@ mod checker;
 mod clients;
 mod faults;
 mod history;
-mod lease_check;
 mod network;
 mod readme;
 mod recovery_check;
 mod run;
+mod ttl_check;
 mod watch_check;
 mod workload;
 

@@ -18,9 +18,9 @@ use tokio::sync::watch;
 use crate::checker::{self, wgl::Verdict};
 use crate::faults::{FaultKind, Injector};
 use crate::history::{self, Operation, Recorder};
-use crate::lease_check;
 use crate::network::Network;
 use crate::recovery_check;
+use crate::ttl_check::{self, ConsulTtlCheck, EtcdLease, HoldConfig, HoldLog};
 use crate::watch_check;
 use crate::workload::{self, Endpoint, LoadConfig, Process};
 
@@ -57,6 +57,12 @@ pub struct RunArgs {
     /// through the Consul catalog (checked: no deregistered instance reappears).
     #[arg(long, default_value_t = 2)]
     registry_clients: u32,
+    /// Also hold a Consul TTL check through the faults (checked like the
+    /// etcd lease: it must not expire while its passes are acknowledged).
+    /// Off by default: it still finds anomalies under partitions and
+    /// pauses, where servers disagree for a moment on who owns a check.
+    #[arg(long)]
+    ttl_checks: bool,
     /// Keys the clients share (few keys: operations conflict).
     #[arg(long, default_value_t = 5)]
     keys: usize,
@@ -103,7 +109,8 @@ pub struct Summary {
     /// Events the watcher received under faults (checked against the history).
     #[serde(default)]
     pub watch_events: u64,
-    /// Acknowledged renewals of the lease held under faults.
+    /// Acknowledged renewals of the etcd lease and the Consul TTL check
+    /// held under faults.
     #[serde(default)]
     pub lease_renewals: u64,
 }
@@ -189,7 +196,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         faults,
         before_crash,
         watch,
-        lease,
+        held,
         recovery,
     } = match exercised {
         Ok(figures) => figures,
@@ -212,8 +219,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     for anomaly in &watch.anomalies {
         println!("ANOMALY: watch: {anomaly}");
     }
-    for anomaly in &lease.anomalies {
-        println!("ANOMALY: lease: {anomaly}");
+    for anomaly in held.iter().flat_map(|(_, log)| &log.anomalies) {
+        println!("ANOMALY: {anomaly}");
     }
     for anomaly in &recovery.anomalies {
         println!("ANOMALY: health check: {anomaly}");
@@ -232,10 +239,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         faults,
         anomalies: checked.anomalies
             + watch.anomalies.len() as u64
-            + lease.anomalies.len() as u64
+            + held
+                .iter()
+                .map(|(_, log)| log.anomalies.len() as u64)
+                .sum::<u64>()
             + recovery.anomalies.len() as u64,
         watch_events: watch.events,
-        lease_renewals: lease.renewals,
+        lease_renewals: held.iter().map(|(_, log)| log.renewals).sum(),
         undecided: checked.undecided,
     };
     if let Some(path) = &args.summary_json {
@@ -302,24 +312,42 @@ async fn exercise(
     let fault_rng = StdRng::seed_from_u64(rng.random());
     let watch_rng = StdRng::seed_from_u64(rng.random());
     let lease_rng = StdRng::seed_from_u64(rng.random());
+    let ttl_check_rng = StdRng::seed_from_u64(rng.random());
     let watcher = tokio::spawn(watch_check::follow(
         endpoints.to_vec(),
         watch_rng,
         stop_rx.clone(),
         args.op_timeout,
     ));
-    // A TTL of a few election timeouts: long enough that a renewal gets
-    // through between faults, short enough to expire when none does.
-    let lease_ttl = (args.election_timeout * 3).as_secs().max(2);
-    let lease_holder = tokio::spawn(lease_check::hold(
-        endpoints.to_vec(),
-        lease_rng,
-        stop_rx.clone(),
-        i64::try_from(lease_ttl).unwrap_or(i64::MAX),
-        Duration::from_secs(lease_ttl) / 6,
-        args.op_timeout,
+    // A TTL of a few election timeouts (whole seconds, as etcd's are): long
+    // enough that a renewal gets through between faults, short enough to
+    // expire when none does.
+    let ttl = Duration::from_secs((args.election_timeout * 5).as_secs().max(2));
+    let hold = HoldConfig {
+        ttl,
+        renew_every: ttl / 6,
+        op_timeout: args.op_timeout,
         started,
-    ));
+    };
+    let n = endpoints.len();
+    let lease = EtcdLease::new(endpoints.to_vec(), ttl, args.op_timeout);
+    let mut holders = vec![(
+        "leases",
+        tokio::spawn(ttl_check::hold(lease, n, lease_rng, stop_rx.clone(), hold)),
+    )];
+    if args.ttl_checks {
+        let check = ConsulTtlCheck::new(endpoints, ttl, args.op_timeout)?;
+        holders.push((
+            "TTL checks",
+            tokio::spawn(ttl_check::hold(
+                check,
+                n,
+                ttl_check_rng,
+                stop_rx.clone(),
+                hold,
+            )),
+        ));
+    }
     let faults = Injector {
         cluster: &mut *cluster,
         network,
@@ -335,7 +363,13 @@ async fn exercise(
         client.await.context("a client task failed")?;
     }
     let watched = watcher.await.context("the watcher task failed")?;
-    let lease = lease_holder.await.context("the lease holder task failed")?;
+    let mut held: Vec<(&str, HoldLog)> = Vec::new();
+    for (what, holder) in holders {
+        held.push((
+            what,
+            holder.await.context("a lease or TTL check holder failed")?,
+        ));
+    }
     let faults = faults?;
     println!(
         "[{:>6.1}s] load stopped: {} operations",
@@ -343,13 +377,15 @@ async fn exercise(
         recorder.snapshot().len()
     );
 
-    println!(
-        "[{:>6.1}s] lease: {} granted, {} renewals, {} expired after a TTL without renewal",
-        started.elapsed().as_secs_f64(),
-        lease.grants,
-        lease.renewals,
-        lease.expiries
-    );
+    for (what, log) in &held {
+        println!(
+            "[{:>6.1}s] {what}: {} created, {} renewals, {} expired after a TTL without renewal",
+            started.elapsed().as_secs_f64(),
+            log.creations,
+            log.renewals,
+            log.expiries
+        );
+    }
 
     // Watch: what the watcher saw must be the start of the whole history.
     let leader = cluster.wait_converged().await;
@@ -412,7 +448,7 @@ async fn exercise(
         faults,
         before_crash,
         watch,
-        lease,
+        held,
         recovery,
     })
 }
@@ -442,7 +478,8 @@ struct Exercised {
     /// Operations recorded before the whole-cluster crash.
     before_crash: usize,
     watch: WatchOutcome,
-    lease: lease_check::LeaseLog,
+    /// What the etcd lease's (and the Consul TTL check's) holders saw.
+    held: Vec<(&'static str, HoldLog)>,
     recovery: recovery_check::Recovery,
 }
 

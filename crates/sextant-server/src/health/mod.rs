@@ -95,6 +95,10 @@ pub enum TtlUpdateError {
         status: u16,
         reason: String,
     },
+    /// The server that owns the check could not be reached. Nothing was
+    /// updated: try again (once the check has moved, its new owner takes it).
+    #[error("the server that runs check {check_id:?}, {owner}, cannot be reached; try again")]
+    OwnerUnreachable { check_id: String, owner: String },
 }
 
 /// The handle the HTTP frontend holds: ownership, TTL updates, session renewals.
@@ -150,6 +154,12 @@ impl Health {
         status: CheckStatus,
         output: &str,
     ) -> Result<Option<u64>, TtlUpdateError> {
+        // Cut off from the majority, this server may no longer own the check
+        // in the majority's eyes: a new owner's clock would not hear of
+        // this update, and the check could expire although it was answered.
+        if !self.registry.in_touch_with_majority() {
+            return Err(TtlUpdateError::Registry(RegistryError::NoLeader));
+        }
         let (ttl, current_status, current_output) = {
             let state = self.registry.state().read();
             let Some(check) = state.machine.catalog().check(node, check_id) else {
@@ -188,9 +198,13 @@ impl Health {
     /// A TTL update received by any server, for every API that takes one
     /// (Consul's `/v1/agent/check/*`, the native KeepAlive): passed on once
     /// to the server that owns the check, where its TTL clock lives, with
-    /// that server's verdict; taken here when this server owns the check or
-    /// the owner cannot be reached (a TTL must not expire because its owner
-    /// just died). `Ok(Some(index))`: the status changed at Raft index `index`.
+    /// that server's verdict; taken here when this server owns the check.
+    /// An owner that cannot be reached is an error, never an update taken
+    /// here instead: the owner, if it is alive, would not hear of it, and
+    /// its clock would expire a check whose client was told it passed. If
+    /// the owner died, the check moves, and its new owner gives it a whole
+    /// TTL from then on. `Ok(Some(index))`: the status changed at Raft index
+    /// `index`.
     pub async fn ttl_update_routed(
         &self,
         node: &str,
@@ -205,7 +219,11 @@ impl Health {
             {
                 Ok(verdict) => return verdict,
                 Err(e) => {
-                    tracing::debug!(owner = %owner, error = %e, "owner unreachable; updating the TTL check here")
+                    tracing::debug!(owner = %owner, error = %e, "TTL update: the check's owner cannot be reached");
+                    return Err(TtlUpdateError::OwnerUnreachable {
+                        check_id: check_id.to_owned(),
+                        owner: owner.name.clone(),
+                    });
                 }
             }
         }

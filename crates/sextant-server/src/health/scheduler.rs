@@ -90,7 +90,12 @@ struct Scheduler {
     next_generation: u64,
     synced: Option<Synced>,
     next_flush: Instant,
+    last_tick: Instant,
 }
+
+/// A gap between ticks this many times the tick means the server did not
+/// run meanwhile (stopped, or starved).
+const STALL_TICKS: u32 = 5;
 
 pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) {
     let (reports, mut results) = mpsc::channel(RESULT_QUEUE);
@@ -108,6 +113,7 @@ pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) 
         next_generation: 0,
         synced: None,
         next_flush: Instant::now() + flush_every,
+        last_tick: Instant::now(),
     };
     loop {
         tokio::select! {
@@ -120,6 +126,20 @@ pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) 
 impl Scheduler {
     fn on_tick(&mut self) {
         let now = Instant::now();
+        let gap = now.duration_since(self.last_tick);
+        self.last_tick = now;
+        let tick = self.health.config.tick;
+        if gap > tick * STALL_TICKS {
+            // While this server did not run it heard no TTL updates, and its
+            // view of who owns what is as old as the gap: that time must not
+            // count against any TTL it tracks.
+            let stalled = gap - tick;
+            tracing::warn!(
+                ?stalled,
+                "health scheduler did not run; postponing TTL deadlines"
+            );
+            self.health.ttl_table().postpone(stalled);
+        }
         self.resync_if_needed(now);
         self.expire_ttls(now);
         self.reap(now);

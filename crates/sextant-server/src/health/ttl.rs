@@ -75,6 +75,13 @@ impl TtlTable {
         }
     }
 
+    /// Moves every deadline `by` later: time the server did not run.
+    pub fn postpone(&mut self, by: Duration) {
+        for entry in self.entries.values_mut() {
+            entry.deadline += by;
+        }
+    }
+
     /// Keeps an output-only change for the next batched write.
     pub fn set_pending_output(&mut self, key: &CheckKey, output: String) {
         if let Some(entry) = self.entries.get_mut(key) {
@@ -178,6 +185,16 @@ mod tests {
             t0 + Duration::from_secs(5),
         );
         assert!(table.is_expired(&key("a"), t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn time_the_server_did_not_run_does_not_count() {
+        let t0 = Instant::now();
+        let mut table = TtlTable::default();
+        table.ensure(&key("a"), Duration::from_secs(2), t0);
+        table.postpone(Duration::from_secs(3));
+        assert!(!table.is_expired(&key("a"), t0 + Duration::from_millis(4900)));
+        assert!(table.is_expired(&key("a"), t0 + Duration::from_secs(5)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! A TTL update must reach the server that owns the check, where the TTL
 //! clock lives; any other server passes it on (once) and relays the answer.
-//! If the owner cannot be reached, this server takes the update itself.
+//! If the owner cannot be reached, the answer is 503: try again.
 
 use std::collections::BTreeMap;
 
@@ -168,6 +168,9 @@ async fn ttl_update(
         Err(TtlUpdateError::Registry(e)) => Err(e.into()),
         Err(e @ TtlUpdateError::UnknownCheck(_)) => Err(HttpError::NotFound(e.to_string())),
         Err(e @ TtlUpdateError::NotTtl(_)) => Err(HttpError::bad_request(e.to_string())),
+        Err(e @ TtlUpdateError::OwnerUnreachable { .. }) => {
+            Ok((StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response())
+        }
         Err(TtlUpdateError::Owner { status, reason, .. }) => Ok((
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
             reason,

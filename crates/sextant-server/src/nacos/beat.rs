@@ -16,6 +16,7 @@ use super::model::{InstanceKey, ServiceKey, DEFAULT_CLUSTER};
 use super::params::Params;
 use super::{store, NacosState};
 use crate::health::TtlUpdateError;
+use crate::registry::RegistryError;
 
 /// Nacos's codes in a beat's answer.
 const CODE_OK: u32 = 10200;
@@ -60,6 +61,11 @@ pub async fn renew(nacos: &NacosState, key: &InstanceKey) -> Result<bool, NacosE
         Ok(None) => Ok(true),
         Err(TtlUpdateError::UnknownCheck(_)) => Ok(false),
         Err(TtlUpdateError::Registry(e)) => Err(e.into()),
+        // Retryable, like a write without a leader: the check is moving.
+        Err(TtlUpdateError::OwnerUnreachable { .. }) => Err(RegistryError::Timeout {
+            what: "the server that runs the instance's health check",
+        }
+        .into()),
         Err(e @ (TtlUpdateError::NotTtl(_) | TtlUpdateError::Owner { .. })) => {
             Err(NacosError::Internal(e.to_string()))
         }
