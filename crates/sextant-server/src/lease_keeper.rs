@@ -49,6 +49,10 @@ const RECONCILE_DELAY: Duration = Duration::from_millis(50);
 /// Pause before retrying a revoke that could not be proposed.
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
+/// A lease past its deadline, whose revoke is due or in flight.
+#[derive(Debug, PartialEq, Eq)]
+struct RanOut;
+
 #[derive(Default)]
 struct Deadlines {
     /// Whether this server leads and the deadlines are therefore authoritative.
@@ -63,6 +67,19 @@ impl Deadlines {
             self.queue.remove(&(old, id));
         }
         self.queue.insert((deadline, id));
+    }
+
+    /// Restarts the countdown of lease `id` at `now`, unless it ran out:
+    /// past its deadline the lease is being revoked, and renewing it would
+    /// promise the client time that the revoke in flight takes away. Then
+    /// the client must wait for the revoke's outcome (as etcd's do): the
+    /// lease is gone, or renewable again if the revoke failed.
+    fn renew(&mut self, id: LeaseId, now: Instant, ttl: Duration) -> Result<(), RanOut> {
+        if self.by_id.get(&id).is_some_and(|due| *due <= now) {
+            return Err(RanOut);
+        }
+        self.set(id, now + ttl);
+        Ok(())
     }
 
     fn remove(&mut self, id: LeaseId) -> Option<Instant> {
@@ -136,19 +153,12 @@ impl LeaseKeeper {
                 let Some(granted) = self.granted_ttl(id) else {
                     return self.unknown_lease();
                 };
-                let now = Instant::now();
-                let mut deadlines = self.lock();
-                // Past its deadline the lease is being revoked: renewing it
-                // would promise the client time that the revoke in flight
-                // takes away. The client waits for the revoke's outcome (as
-                // etcd's do): gone, or renewable again if it failed.
-                if deadlines.by_id.get(&id).is_some_and(|due| *due <= now) {
-                    return Err(RemoteError::Busy(format!(
+                match self.lock().renew(id, Instant::now(), ttl(granted)) {
+                    Ok(()) => Ok(Some(granted)),
+                    Err(RanOut) => Err(RemoteError::Busy(format!(
                         "lease {id:x} expired and is being revoked"
-                    )));
+                    ))),
                 }
-                deadlines.set(id, now + ttl(granted));
-                Ok(Some(granted))
             }
             KeeperRequest::Remaining { id } => {
                 let Some(granted) = self.granted_ttl(id) else {
@@ -364,5 +374,40 @@ impl LeaseKeeper {
                 _ = sleep => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_past_its_deadline_is_not_renewed() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(3);
+        let mut deadlines = Deadlines::default();
+        deadlines.set(7, t0 + ttl);
+        assert_eq!(deadlines.renew(7, t0 + Duration::from_secs(2), ttl), Ok(()));
+        // Due at t0 + 5 s: from then on its revoke may be in flight.
+        let due = t0 + Duration::from_secs(5);
+        assert_eq!(deadlines.renew(7, due, ttl), Err(RanOut));
+        assert_eq!(deadlines.by_id.get(&7), Some(&due));
+        // A revoke that failed leaves a new deadline: renewable again.
+        deadlines.set(7, due + Duration::from_millis(250));
+        assert_eq!(
+            deadlines.renew(7, due + Duration::from_millis(100), ttl),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_lease_not_counted_down_here_yet_is_renewed() {
+        let t0 = Instant::now();
+        let mut deadlines = Deadlines::default();
+        assert_eq!(deadlines.renew(9, t0, Duration::from_secs(1)), Ok(()));
+        assert_eq!(
+            deadlines.by_id.get(&9),
+            Some(&(t0 + Duration::from_secs(1)))
+        );
     }
 }
