@@ -95,8 +95,11 @@ fn planted(bug: &str, seed: &str, faults: &str) -> u64 {
 fn the_planted_lost_write_bug_is_found() {
     // Appends acknowledged from the page cache survive a SIGKILL but not a
     // power cut: the whole-cluster crash at the end (simulated as one) must
-    // lose acknowledged writes, and the checker must say so.
-    planted("lost-writes", "3", "restart");
+    // lose acknowledged writes, and the checker must say so. Pauses, not
+    // kills, meanwhile: a server that lost acknowledged entries mid-run can
+    // leave Raft itself unable to converge, which is no finding of the
+    // checker's.
+    planted("lost-writes", "3", "pause");
 }
 
 #[test]
