@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use openraft::error::{
-    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
-};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use sextant_state::{Command, Op};
 use tracing::field::Empty;
@@ -21,6 +19,7 @@ use tracing::Instrument;
 use crate::raft::batcher::Batcher;
 use crate::raft::network::{CallError, Method, PeerClients};
 use crate::raft::quorum_ack::QuorumAck;
+use crate::raft::read_rounds::ReadRounds;
 use crate::raft::rpc::{
     ForwardRequest, ForwardResponse, JoinRequest, LeaveRequest, MembershipResponse,
     ReadIndexRequest, ReadIndexResponse, RemoteError, WriteOutcome,
@@ -93,6 +92,8 @@ pub struct Registry {
     batcher: Batcher,
     /// When a majority last acknowledged this server as leader.
     quorum_ack: Arc<QuorumAck>,
+    /// Runs the quorum rounds of linearizable reads, shared by concurrent reads.
+    read_rounds: ReadRounds,
 }
 
 /// The pause between attempts while a leader is being elected.
@@ -110,6 +111,7 @@ impl Registry {
         let batcher = Batcher::spawn(raft.clone(), config.request_timeout);
         let quorum_ack = Arc::new(QuorumAck::default());
         tokio::spawn(quorum_ack.clone().follow(raft.clone()));
+        let read_rounds = ReadRounds::spawn(raft.clone());
         Self {
             id,
             node,
@@ -121,6 +123,7 @@ impl Registry {
             last_leader_contact_ms: AtomicU64::new(0),
             batcher,
             quorum_ack,
+            read_rounds,
         }
     }
 
@@ -352,20 +355,10 @@ impl Registry {
                 }
                 Ok(self.leader_log_end(&self.metrics()))
             }
-            ReadIndexRequest::Quorum => match self.raft.get_read_log_id().await {
-                Ok((read_log_id, applied)) => {
-                    let read = read_log_id.map(|l| l.index).unwrap_or(0);
-                    let applied = applied.map(|l| l.index).unwrap_or(0);
-                    Ok(read.max(applied).max(self.leader_log_end(&self.metrics())))
-                }
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
-                    Err(not_leader(forward))
-                }
-                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-                    Err(RemoteError::NotLeader { leader: None })
-                }
-                Err(RaftError::Fatal(_)) => Err(RemoteError::ShuttingDown),
-            },
+            ReadIndexRequest::Quorum => {
+                let read = self.read_rounds.confirm().await?;
+                Ok(read.max(self.leader_log_end(&self.metrics())))
+            }
         }
     }
 
@@ -645,14 +638,9 @@ fn record_outcome<E: std::fmt::Display>(
     span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
 }
 
-fn not_leader(forward: ForwardToLeader<NodeId, ServerNode>) -> RemoteError {
-    let leader = forward.leader_id.zip(forward.leader_node);
-    RemoteError::NotLeader { leader }
-}
-
 fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, ServerNode>>) -> RemoteError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => not_leader(forward),
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => forward.into(),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(
             e @ ChangeMembershipError::InProgress(_),
         )) => RemoteError::Busy(e.to_string()),

@@ -5,6 +5,7 @@ pub mod batcher;
 pub mod network;
 pub mod observer;
 pub mod quorum_ack;
+pub mod read_rounds;
 pub mod rpc;
 pub mod service;
 pub mod snapshot_file;

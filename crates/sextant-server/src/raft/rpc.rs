@@ -92,6 +92,14 @@ pub enum RemoteError {
     Unknown(String),
 }
 
+impl From<openraft::error::ForwardToLeader<NodeId, ServerNode>> for RemoteError {
+    fn from(forward: openraft::error::ForwardToLeader<NodeId, ServerNode>) -> Self {
+        RemoteError::NotLeader {
+            leader: forward.leader_id.zip(forward.leader_node),
+        }
+    }
+}
+
 pub type ForwardResponse = Result<WriteOutcome, RemoteError>;
 pub type ReadIndexResponse = Result<u64, RemoteError>;
 pub type MembershipResponse = Result<(), RemoteError>;
