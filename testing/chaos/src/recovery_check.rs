@@ -80,16 +80,6 @@ pub async fn run(http: SocketAddr, target_ip: IpAddr) -> anyhow::Result<Recovery
             "FailuresBeforeCritical": FAILURES_BEFORE_CRITICAL,
         },
     });
-    let registered = Instant::now();
-    client
-        .put(format!("http://{http}/v1/agent/service/register"))
-        .json(&registration)
-        .send()
-        .await?
-        .error_for_status()
-        .context("registering the recovery check's instance")?;
-
-    let mut recovery = Recovery::default();
     // Checks start critical: passing after SuccessBeforePassing probes.
     let to_passing_bound = INTERVAL * (SUCCESS_BEFORE_PASSING + 1) + PROBE_TIMEOUT + COMMIT_MARGIN;
     let to_critical_bound =
@@ -97,13 +87,33 @@ pub async fn run(http: SocketAddr, target_ip: IpAddr) -> anyhow::Result<Recovery
     // Beyond the bound the verdict is late; give up well after it.
     let give_up = to_passing_bound.max(to_critical_bound) * 4;
 
-    recovery.to_passing = until_listed(&client, http, true, registered, give_up).await?;
+    // Retried: the cluster was healed a moment ago.
+    let started = Instant::now();
+    let registered = loop {
+        let sent = client
+            .put(format!("http://{http}/v1/agent/service/register"))
+            .json(&registration)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        match sent {
+            Ok(_) => break Instant::now(),
+            Err(err) if started.elapsed() >= give_up => {
+                return Err(err).context("registering the recovery check's instance")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+
+    let mut recovery = Recovery::default();
+
+    recovery.to_passing = until_listed(&client, http, true, registered, give_up).await;
     let stopped = Instant::now();
     drop(target);
-    recovery.to_critical = until_listed(&client, http, false, stopped, give_up).await?;
+    recovery.to_critical = until_listed(&client, http, false, stopped, give_up).await;
     let (target, _) = Target::listen(target_addr).await?;
     let restarted = Instant::now();
-    recovery.back_to_passing = until_listed(&client, http, true, restarted, give_up).await?;
+    recovery.back_to_passing = until_listed(&client, http, true, restarted, give_up).await;
     drop(target);
 
     for (what, took, bound) in [
@@ -130,28 +140,36 @@ pub async fn run(http: SocketAddr, target_ip: IpAddr) -> anyhow::Result<Recovery
 
 /// Polls the passing instances until the instance is (or is no longer)
 /// among them; returns how long that took from `since`, or `give_up` if it
-/// never happened.
+/// never happened. A failed poll is polled again: it only makes the
+/// verdict later.
 async fn until_listed(
     client: &reqwest::Client,
     http: SocketAddr,
     listed: bool,
     since: Instant,
     give_up: Duration,
-) -> anyhow::Result<Duration> {
+) -> Duration {
     let url = format!("http://{http}/v1/health/service/{SERVICE}?passing");
     loop {
-        let body = client
-            .get(&url)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        let entries: Vec<serde_json::Value> =
-            serde_json::from_str(&body).with_context(|| format!("decoding {body}"))?;
-        if entries.is_empty() != listed || since.elapsed() >= give_up {
-            return Ok(since.elapsed());
+        if let Ok(entries) = passing(client, &url).await {
+            if entries.is_empty() != listed {
+                return since.elapsed();
+            }
+        }
+        if since.elapsed() >= give_up {
+            return since.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+async fn passing(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let body = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    serde_json::from_str(&body).with_context(|| format!("decoding {body}"))
 }
