@@ -2,7 +2,7 @@
 //! renews every instance it registered, registers again the ones a server
 //! reports unknown, and survives server failures by reconnecting elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use sextant_proto::v1::{
     DeregisterRequest, InstanceRef, KeepAliveRequest, KeepAliveResponse, RegisterRequest,
 };
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
@@ -39,6 +40,9 @@ struct Shared {
     /// Woken when an instance is added, so it is renewed (and the stream
     /// opened) without waiting for the next tick.
     added: Notify,
+    /// Instances being registered again right now: a renewal that reports
+    /// one unknown again meanwhile starts no second registration.
+    reregistering: Mutex<HashSet<String>>,
 }
 
 impl Shared {
@@ -60,6 +64,21 @@ impl Shared {
             })
             .collect();
         KeepAliveRequest { instances }
+    }
+
+    /// Claims the re-registration of `id`; false if one is under way.
+    fn claim_reregistration(&self, id: &str) -> bool {
+        self.reregistering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(id.to_owned())
+    }
+
+    fn release_reregistration(&self, id: &str) {
+        self.reregistering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(id);
     }
 
     fn interval(&self, fixed: Option<Duration>) -> Duration {
@@ -137,6 +156,10 @@ enum SessionEnd {
 /// The keep-alive task: one stream at a time, on the current server.
 async fn run(servers: Arc<Servers>, shared: Arc<Shared>, interval: Option<Duration>) {
     let mut attempt: u32 = 0;
+    // Registrations again run beside the stream, so a slow one holds up
+    // neither the renewals of every other instance nor the stream itself;
+    // they end with this task.
+    let mut reregistrations = JoinSet::new();
     loop {
         if shared.lock().is_empty() {
             shared.added.notified().await;
@@ -157,6 +180,7 @@ async fn run(servers: Arc<Servers>, shared: Arc<Shared>, interval: Option<Durati
                     tx,
                     response.into_inner(),
                     &mut attempt,
+                    &mut reregistrations,
                 )
                 .await
             }
@@ -179,12 +203,13 @@ async fn run(servers: Arc<Servers>, shared: Arc<Shared>, interval: Option<Durati
 }
 
 async fn session(
-    servers: &Servers,
-    shared: &Shared,
+    servers: &Arc<Servers>,
+    shared: &Arc<Shared>,
     interval: Option<Duration>,
     tx: mpsc::Sender<KeepAliveRequest>,
     mut inbound: Streaming<KeepAliveResponse>,
     attempt: &mut u32,
+    reregistrations: &mut JoinSet<()>,
 ) -> SessionEnd {
     let mut next = Instant::now() + shared.interval(interval);
     loop {
@@ -207,8 +232,17 @@ async fn session(
             message = inbound.message() => match message {
                 Ok(Some(response)) => {
                     *attempt = 0;
+                    while reregistrations.try_join_next().is_some() {}
                     for unknown in response.unknown {
-                        register_again(servers, shared, unknown).await;
+                        if !shared.claim_reregistration(&unknown.instance_id) {
+                            continue;
+                        }
+                        let (servers, shared) = (Arc::clone(servers), Arc::clone(shared));
+                        reregistrations.spawn(async move {
+                            let id = unknown.instance_id.clone();
+                            register_again(&servers, &shared, unknown).await;
+                            shared.release_reregistration(&id);
+                        });
                     }
                 }
                 Ok(None) => return SessionEnd::Lost(None),
@@ -381,5 +415,20 @@ impl Drop for Registration {
                 client.keepalive().remove(&id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_reregistration_per_instance_at_a_time() {
+        let shared = Shared::default();
+        assert!(shared.claim_reregistration("a"));
+        assert!(!shared.claim_reregistration("a"), "claimed twice");
+        assert!(shared.claim_reregistration("b"));
+        shared.release_reregistration("a");
+        assert!(shared.claim_reregistration("a"));
     }
 }
