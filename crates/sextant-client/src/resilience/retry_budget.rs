@@ -59,9 +59,15 @@ impl Default for RetryBudgetConfig {
 #[derive(Debug)]
 pub struct RetryBudget {
     config: RetryBudgetConfig,
-    /// (when, +ratio for a request or -1 for a retry), oldest first.
-    entries: VecDeque<(Instant, f64)>,
+    /// (when, +ratio for a request or -1 for a retry), oldest first, in
+    /// thousandths of a retry (whole numbers, so the running sum is exact).
+    entries: VecDeque<(Instant, i64)>,
+    /// The sum of `entries`, so no call adds the whole window up again.
+    balance: i64,
 }
+
+/// Thousandths of a retry in one retry.
+const WHOLE: i64 = 1000;
 
 impl RetryBudget {
     /// An empty budget (only the floor is available).
@@ -74,6 +80,7 @@ impl RetryBudget {
         RetryBudget {
             config,
             entries: VecDeque::new(),
+            balance: 0,
         }
     }
 
@@ -85,7 +92,7 @@ impl RetryBudget {
     /// ```
     pub fn deposit(&mut self, now: Instant) {
         self.expire(now);
-        self.entries.push_back((now, self.config.retry_ratio));
+        self.push(now, (self.config.retry_ratio * WHOLE as f64).round() as i64);
     }
 
     /// Takes one retry if the budget allows it.
@@ -95,11 +102,17 @@ impl RetryBudget {
     /// assert!(b.try_withdraw(tokio::time::Instant::now()));
     /// ```
     pub fn try_withdraw(&mut self, now: Instant) -> bool {
+        self.expire(now);
         if self.available(now) == 0 {
             return false;
         }
-        self.entries.push_back((now, -1.0));
+        self.push(now, -WHOLE);
         true
+    }
+
+    fn push(&mut self, now: Instant, amount: i64) {
+        self.entries.push_back((now, amount));
+        self.balance += amount;
     }
 
     /// Whole retries available at `now`.
@@ -109,26 +122,28 @@ impl RetryBudget {
     /// assert!(b.available(tokio::time::Instant::now()) > 0);
     /// ```
     pub fn available(&self, now: Instant) -> u64 {
-        let floor = f64::from(self.config.min_retries_per_second) * self.config.ttl.as_secs_f64();
-        let balance: f64 = self
+        let floor = (f64::from(self.config.min_retries_per_second)
+            * self.config.ttl.as_secs_f64()
+            * WHOLE as f64)
+            .round() as i64;
+        // Entries past the TTL not expired yet (only a deposit or withdrawal
+        // expires them): the oldest ones, so only those are looked at.
+        let stale: i64 = self
             .entries
             .iter()
-            .filter(|(at, _)| now.duration_since(*at) < self.config.ttl)
+            .take_while(|(at, _)| now.duration_since(*at) >= self.config.ttl)
             .map(|(_, amount)| amount)
             .sum();
-        // A small epsilon so 5 × 0.2 counts as the 1.0 it is meant to be.
-        let total = floor + balance + 1e-9;
-        if total < 1.0 {
-            0
-        } else {
-            total.floor() as u64
-        }
+        let total = floor + self.balance - stale;
+        u64::try_from(total / WHOLE).unwrap_or(0)
     }
 
     fn expire(&mut self, now: Instant) {
         while let Some(&(at, _)) = self.entries.front() {
             if now.duration_since(at) >= self.config.ttl {
-                self.entries.pop_front();
+                if let Some((_, amount)) = self.entries.pop_front() {
+                    self.balance -= amount;
+                }
             } else {
                 break;
             }
