@@ -92,8 +92,12 @@ pub struct Registry {
     batcher: Batcher,
     /// When a majority last acknowledged this server as leader.
     quorum_ack: Arc<QuorumAck>,
-    /// Runs the quorum rounds of linearizable reads, shared by concurrent reads.
+    /// Runs the quorum rounds of linearizable reads while this server
+    /// leads, shared by concurrent reads.
     read_rounds: ReadRounds,
+    /// Runs the ReadIndex calls of linearizable reads on this server while
+    /// it follows, shared by concurrent reads.
+    forwarded_rounds: ReadRounds,
 }
 
 /// The pause between attempts while a leader is being elected.
@@ -111,7 +115,9 @@ impl Registry {
         let batcher = Batcher::spawn(raft.clone(), config.request_timeout);
         let quorum_ack = Arc::new(QuorumAck::default());
         tokio::spawn(quorum_ack.clone().follow(raft.clone()));
-        let read_rounds = ReadRounds::spawn(raft.clone());
+        let read_rounds = ReadRounds::of_leader(raft.clone());
+        let forwarded_rounds =
+            ReadRounds::of_follower(raft.clone(), peers.clone(), config.forward_timeout);
         Self {
             id,
             node,
@@ -124,6 +130,7 @@ impl Registry {
             batcher,
             quorum_ack,
             read_rounds,
+            forwarded_rounds,
         }
     }
 
@@ -175,15 +182,7 @@ impl Registry {
 
     /// The current leader and how to reach it, as this server believes.
     pub fn leader(&self) -> Option<(NodeId, ServerNode)> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let id = metrics.current_leader?;
-        let node = metrics
-            .membership_config
-            .membership()
-            .get_node(&id)?
-            .clone();
-        Some((id, node))
+        crate::raft::leader_of(&self.raft)
     }
 
     /// Whether this server believes it leads (it may have been deposed a moment ago).
@@ -392,6 +391,8 @@ impl Registry {
         loop {
             let answer = if self.is_leader() {
                 Ok(self.read_index_local(request).await)
+            } else if request == ReadIndexRequest::Quorum {
+                Ok(self.forwarded_rounds.confirm().await)
             } else {
                 match self.leader() {
                     Some((_, node)) => self

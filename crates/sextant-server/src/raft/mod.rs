@@ -72,3 +72,16 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, ServerNode>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, ServerNode>;
+
+/// The server `raft` believes leads, with its addresses.
+pub fn leader_of(raft: &Raft) -> Option<(NodeId, ServerNode)> {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let id = metrics.current_leader?;
+    let node = metrics
+        .membership_config
+        .membership()
+        .get_node(&id)?
+        .clone();
+    Some((id, node))
+}
