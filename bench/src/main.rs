@@ -10,6 +10,7 @@ mod core_cluster;
 mod etcd_cluster;
 mod etcd_load;
 mod machine;
+mod nacos_fill;
 mod nacos_load;
 mod put_probe;
 mod report;
@@ -47,6 +48,9 @@ enum Command {
     /// Diagnostic: one put load with each server's Raft and fsync counters.
     #[command(hide = true)]
     PutProbe(put_probe::PutProbeArgs),
+    /// Diagnostic: registers Nacos instances into a running server and prints its RSS before and after.
+    #[command(hide = true)]
+    NacosFill(nacos_fill::NacosFillArgs),
 }
 
 #[derive(Subcommand)]
@@ -60,13 +64,10 @@ enum Baseline {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let bin = testkit::sextant_beside_me(cli.sextant_bin)?;
     let section = match cli.command {
-        Command::Core(args) => core_cluster::run(&bin, args).await?,
-        Command::BlockingQueries(args) => blocking_queries::run(&bin, args).await?,
-        Command::Compare(Baseline::Etcd(args)) => compare_etcd::run(&bin, args).await?,
-        Command::Compare(Baseline::Rnacos(args)) => compare_rnacos::run(&bin, args).await?,
-        Command::PutProbe(args) => put_probe::run(&bin, args).await?,
+        // Fills a server someone else started: no sextant binary needed.
+        Command::NacosFill(args) => nacos_fill::run(args).await?,
+        command => run_with_binary(cli.sextant_bin, command).await?,
     };
     println!("\n{}", section.markdown);
     if let Some(readme) = cli.write_readme {
@@ -74,4 +75,19 @@ async fn main() -> anyhow::Result<()> {
         println!("updated {}", readme.display());
     }
     Ok(())
+}
+
+async fn run_with_binary(
+    sextant_bin: Option<PathBuf>,
+    command: Command,
+) -> anyhow::Result<report::Section> {
+    let bin = testkit::sextant_beside_me(sextant_bin)?;
+    Ok(match command {
+        Command::Core(args) => core_cluster::run(&bin, args).await?,
+        Command::BlockingQueries(args) => blocking_queries::run(&bin, args).await?,
+        Command::Compare(Baseline::Etcd(args)) => compare_etcd::run(&bin, args).await?,
+        Command::Compare(Baseline::Rnacos(args)) => compare_rnacos::run(&bin, args).await?,
+        Command::PutProbe(args) => put_probe::run(&bin, args).await?,
+        Command::NacosFill(args) => nacos_fill::run(args).await?,
+    })
 }
