@@ -7,7 +7,7 @@
 //! it over — gets a whole TTL from that moment, so a change of owner (or of
 //! leader) never makes a check expire.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::ownership::CheckKey;
@@ -90,9 +90,9 @@ impl TtlTable {
             .collect()
     }
 
-    /// Forgets every check not in `keep` (deregistered, or now owned elsewhere).
-    pub fn retain(&mut self, keep: &HashSet<CheckKey>) {
-        self.entries.retain(|key, _| keep.contains(key));
+    /// Forgets every check `keep` refuses (deregistered, or now owned elsewhere).
+    pub fn retain(&mut self, keep: impl Fn(&CheckKey) -> bool) {
+        self.entries.retain(|key, _| keep(key));
     }
 
     pub fn contains(&self, key: &CheckKey) -> bool {
@@ -196,7 +196,7 @@ mod tests {
         let mut table = TtlTable::default();
         table.ensure(&key("a"), Duration::from_secs(1), t0);
         table.ensure(&key("b"), Duration::from_secs(1), t0);
-        table.retain(&HashSet::from([key("b")]));
+        table.retain(|k| *k == key("b"));
         assert!(!table.contains(&key("a")));
         assert!(table.contains(&key("b")));
     }
