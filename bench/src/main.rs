@@ -12,6 +12,7 @@ mod etcd_load;
 mod machine;
 mod nacos_fill;
 mod nacos_load;
+mod nacos_rates;
 mod put_probe;
 mod report;
 mod rnacos_server;
@@ -51,6 +52,9 @@ enum Command {
     /// Diagnostic: registers Nacos instances into a running server and prints its RSS before and after.
     #[command(hide = true)]
     NacosFill(nacos_fill::NacosFillArgs),
+    /// Diagnostic: the Nacos list and register workloads alternating between two running servers.
+    #[command(hide = true)]
+    NacosRates(nacos_rates::NacosRatesArgs),
 }
 
 #[derive(Subcommand)]
@@ -64,10 +68,16 @@ enum Baseline {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The diagnostics that drive servers started by hand need no binary.
+    let bin = || testkit::sextant_beside_me(cli.sextant_bin.clone());
     let section = match cli.command {
-        // Fills a server someone else started: no sextant binary needed.
+        Command::Core(args) => core_cluster::run(&bin()?, args).await?,
+        Command::BlockingQueries(args) => blocking_queries::run(&bin()?, args).await?,
+        Command::Compare(Baseline::Etcd(args)) => compare_etcd::run(&bin()?, args).await?,
+        Command::Compare(Baseline::Rnacos(args)) => compare_rnacos::run(&bin()?, args).await?,
+        Command::PutProbe(args) => put_probe::run(&bin()?, args).await?,
         Command::NacosFill(args) => nacos_fill::run(args).await?,
-        command => run_with_binary(cli.sextant_bin, command).await?,
+        Command::NacosRates(args) => nacos_rates::run(args).await?,
     };
     println!("\n{}", section.markdown);
     if let Some(readme) = cli.write_readme {
@@ -75,19 +85,4 @@ async fn main() -> anyhow::Result<()> {
         println!("updated {}", readme.display());
     }
     Ok(())
-}
-
-async fn run_with_binary(
-    sextant_bin: Option<PathBuf>,
-    command: Command,
-) -> anyhow::Result<report::Section> {
-    let bin = testkit::sextant_beside_me(sextant_bin)?;
-    Ok(match command {
-        Command::Core(args) => core_cluster::run(&bin, args).await?,
-        Command::BlockingQueries(args) => blocking_queries::run(&bin, args).await?,
-        Command::Compare(Baseline::Etcd(args)) => compare_etcd::run(&bin, args).await?,
-        Command::Compare(Baseline::Rnacos(args)) => compare_rnacos::run(&bin, args).await?,
-        Command::PutProbe(args) => put_probe::run(&bin, args).await?,
-        Command::NacosFill(args) => nacos_fill::run(args).await?,
-    })
 }
