@@ -10,7 +10,9 @@ mod core_cluster;
 mod etcd_cluster;
 mod etcd_load;
 mod machine;
+mod nacos_fill;
 mod nacos_load;
+mod nacos_rates;
 mod put_probe;
 mod report;
 mod rnacos_server;
@@ -47,6 +49,12 @@ enum Command {
     /// Diagnostic: one put load with each server's Raft and fsync counters.
     #[command(hide = true)]
     PutProbe(put_probe::PutProbeArgs),
+    /// Diagnostic: registers Nacos instances into a running server and prints its RSS before and after.
+    #[command(hide = true)]
+    NacosFill(nacos_fill::NacosFillArgs),
+    /// Diagnostic: the Nacos list and register workloads alternating between two running servers.
+    #[command(hide = true)]
+    NacosRates(nacos_rates::NacosRatesArgs),
 }
 
 #[derive(Subcommand)]
@@ -60,13 +68,16 @@ enum Baseline {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let bin = testkit::sextant_beside_me(cli.sextant_bin)?;
+    // The diagnostics that drive servers started by hand need no binary.
+    let bin = || testkit::sextant_beside_me(cli.sextant_bin.clone());
     let section = match cli.command {
-        Command::Core(args) => core_cluster::run(&bin, args).await?,
-        Command::BlockingQueries(args) => blocking_queries::run(&bin, args).await?,
-        Command::Compare(Baseline::Etcd(args)) => compare_etcd::run(&bin, args).await?,
-        Command::Compare(Baseline::Rnacos(args)) => compare_rnacos::run(&bin, args).await?,
-        Command::PutProbe(args) => put_probe::run(&bin, args).await?,
+        Command::Core(args) => core_cluster::run(&bin()?, args).await?,
+        Command::BlockingQueries(args) => blocking_queries::run(&bin()?, args).await?,
+        Command::Compare(Baseline::Etcd(args)) => compare_etcd::run(&bin()?, args).await?,
+        Command::Compare(Baseline::Rnacos(args)) => compare_rnacos::run(&bin()?, args).await?,
+        Command::PutProbe(args) => put_probe::run(&bin()?, args).await?,
+        Command::NacosFill(args) => nacos_fill::run(args).await?,
+        Command::NacosRates(args) => nacos_rates::run(args).await?,
     };
     println!("\n{}", section.markdown);
     if let Some(readme) = cli.write_readme {

@@ -17,6 +17,7 @@ mod node;
 mod read;
 mod restore;
 mod service;
+mod table;
 mod write;
 
 pub use check::{Check, CheckDefinition, CheckKind, CheckStatus, UnknownCheckStatus};
@@ -24,6 +25,8 @@ pub use node::Node;
 pub use read::ServiceInstance;
 pub use service::{Service, Weights};
 pub(crate) use write::CatalogChanges;
+
+use table::{Keyed, Table};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,11 +59,11 @@ fn stamp<T: Stamped>(new: &T, old: Option<&T>, revision: u64) -> Option<T> {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct Catalog {
     nodes: BTreeMap<String, Node>,
-    /// node → service id → instance. No empty inner maps, so that equal
+    /// node → service id → instance. No empty tables, so that equal
     /// catalogs are equal values with equal snapshots.
-    services: BTreeMap<String, BTreeMap<String, Service>>,
-    /// node → check id → check. No empty inner maps.
-    checks: BTreeMap<String, BTreeMap<String, Check>>,
+    services: BTreeMap<String, Table<Service>>,
+    /// node → check id → check. No empty tables.
+    checks: BTreeMap<String, Table<Check>>,
     /// service name → its instances as (node, service id).
     by_service_name: BTreeMap<String, BTreeSet<(String, String)>>,
     /// service name → the last revision at which its `instances` changed.
@@ -70,6 +73,18 @@ pub struct Catalog {
     nodes_index: u64,
     services_index: u64,
     checks_index: u64,
+}
+
+impl Keyed for Service {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Check {
+    fn key(&self) -> &str {
+        &self.id
+    }
 }
 
 impl Catalog {

@@ -7,7 +7,7 @@
 //! it over — gets a whole TTL from that moment, so a change of owner (or of
 //! leader) never makes a check expire.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::ownership::CheckKey;
@@ -32,6 +32,10 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct TtlTable {
     entries: HashMap<CheckKey, Entry>,
+    /// An update added a check the scheduler did not (its owner was
+    /// unreachable, or this server is not its owner yet): the next resync
+    /// must prune.
+    unowned_added: bool,
 }
 
 /// An expired check and the output to record for it.
@@ -67,6 +71,7 @@ impl TtlTable {
 
     /// Records an update: a new deadline and the output to quote on expiry.
     pub fn touch(&mut self, key: &CheckKey, ttl: Duration, output: &str, now: Instant) {
+        self.unowned_added |= !self.entries.contains_key(key);
         self.ensure(key, ttl, now);
         if let Some(entry) = self.entries.get_mut(key) {
             entry.deadline = now + ttl;
@@ -97,9 +102,15 @@ impl TtlTable {
             .collect()
     }
 
-    /// Forgets every check not in `keep` (deregistered, or now owned elsewhere).
-    pub fn retain(&mut self, keep: &HashSet<CheckKey>) {
-        self.entries.retain(|key, _| keep.contains(key));
+    /// Forgets every check `keep` refuses (deregistered, or now owned elsewhere).
+    pub fn retain(&mut self, keep: impl Fn(&CheckKey) -> bool) {
+        self.entries.retain(|key, _| keep(key));
+        self.unowned_added = false;
+    }
+
+    /// Whether an update added a check since the last `retain`.
+    pub fn holds_unowned(&self) -> bool {
+        self.unowned_added
     }
 
     pub fn contains(&self, key: &CheckKey) -> bool {
@@ -213,8 +224,21 @@ mod tests {
         let mut table = TtlTable::default();
         table.ensure(&key("a"), Duration::from_secs(1), t0);
         table.ensure(&key("b"), Duration::from_secs(1), t0);
-        table.retain(&HashSet::from([key("b")]));
+        table.retain(|k| *k == key("b"));
         assert!(!table.contains(&key("a")));
         assert!(table.contains(&key("b")));
+    }
+
+    #[test]
+    fn only_an_update_for_a_check_not_added_by_the_owner_asks_for_a_prune() {
+        let t0 = Instant::now();
+        let mut table = TtlTable::default();
+        table.ensure(&key("a"), Duration::from_secs(1), t0);
+        table.touch(&key("a"), Duration::from_secs(1), "ok", t0);
+        assert!(!table.holds_unowned());
+        table.touch(&key("b"), Duration::from_secs(1), "ok", t0);
+        assert!(table.holds_unowned());
+        table.retain(|k| *k == key("a"));
+        assert!(!table.holds_unowned());
     }
 }

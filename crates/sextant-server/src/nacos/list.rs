@@ -7,18 +7,16 @@
 //! `reachProtectionThreshold` is set. Disabled instances are never returned.
 
 use axum::extract::State;
-use axum::Json;
-use serde_json::{json, Value};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 
 use super::error::NacosError;
+use super::list_reply::{checksum, Host, ListReply};
 use super::model::{ServiceKey, StoredInstance};
 use super::params::Params;
 use super::{store, NacosState};
 
-pub async fn list(
-    State(nacos): State<NacosState>,
-    params: Params,
-) -> Result<Json<Value>, NacosError> {
+pub async fn list(State(nacos): State<NacosState>, params: Params) -> Result<Response, NacosError> {
     let key = ServiceKey::from_params(&params)?;
     let clusters_text = params.text("clusters").unwrap_or("");
     let clusters: Vec<&str> = clusters_text
@@ -35,24 +33,21 @@ pub async fn list(
         .filter(|i| clusters.is_empty() || clusters.contains(&i.cluster.as_str()))
         .collect();
     let selection = select(instances, threshold, healthy_only);
-    let hosts: Vec<Value> = selection
-        .hosts
-        .iter()
-        .map(StoredInstance::to_json)
-        .collect();
-    let checksum = checksum(&hosts);
-    Ok(Json(json!({
-        "name": key.grouped(),
-        "groupName": key.group,
-        "clusters": clusters_text,
-        "cacheMillis": nacos.config.cache_millis,
-        "hosts": hosts,
-        "lastRefTime": crate::registry::now_ms(),
-        "checksum": checksum,
-        "allIPs": false,
-        "reachProtectionThreshold": selection.reached_threshold,
-        "valid": true,
-    })))
+    let hosts: Vec<Host<'_>> = selection.hosts.iter().map(Host::from).collect();
+    let reply = ListReply {
+        all_ips: false,
+        cache_millis: nacos.config.cache_millis,
+        checksum: checksum(&hosts),
+        clusters: clusters_text,
+        group_name: &key.group,
+        hosts: &hosts,
+        last_ref_time: crate::registry::now_ms(),
+        name: &key.grouped(),
+        reach_protection_threshold: selection.reached_threshold,
+        valid: true,
+    };
+    let body = serde_json::to_vec(&reply).map_err(|e| NacosError::Internal(e.to_string()))?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The instances a list returns.
@@ -79,17 +74,6 @@ pub fn select(instances: Vec<StoredInstance>, threshold: f64, healthy_only: bool
         hosts,
         reached_threshold,
     }
-}
-
-/// A fingerprint of the hosts, for clients to notice a change cheaply.
-fn checksum(hosts: &[Value]) -> String {
-    // FNV-1a: stable across versions and servers, which std's hasher is not.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in serde_json::to_vec(hosts).unwrap_or_default() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod error;
 mod health;
 mod instance;
 mod list;
+mod list_reply;
 pub mod model;
 mod params;
 mod service;

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sextant_state::catalog::{
     Check, CheckDefinition, CheckKind, CheckStatus, Service, ServiceInstance, Weights,
 };
@@ -463,26 +463,6 @@ impl StoredInstance {
             healthy: !instance.status().is_failing(),
             metadata: service.meta.clone(),
             timers: timers_of(&service.meta, config).unwrap_or(default_timers),
-        })
-    }
-
-    /// The instance as `/nacos/v1/ns/instance/list` shows it in `hosts`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "instanceId": self.id,
-            "ip": self.ip,
-            "port": self.port,
-            "weight": self.weight,
-            "healthy": self.healthy,
-            "enabled": self.enabled,
-            "ephemeral": self.ephemeral,
-            "clusterName": self.cluster,
-            "serviceName": self.grouped_service,
-            "metadata": self.metadata,
-            "instanceHeartBeatInterval": self.timers.beat_interval.as_millis() as u64,
-            "instanceHeartBeatTimeOut": self.timers.beat_timeout.as_millis() as u64,
-            "ipDeleteTimeout": self.timers.delete_timeout.as_millis() as u64,
-            "instanceIdGenerator": "simple",
         })
     }
 }

@@ -3,18 +3,14 @@
 // `StorageError` is openraft's (large) error type; the trait methods must return it.
 #![allow(clippy::result_large_err)]
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
-use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::sync::RwLock;
-use std::sync::RwLockReadGuard;
-use std::sync::RwLockWriteGuard;
 use std::time::Duration;
 
 use openraft::storage::LogFlushed;
@@ -39,6 +35,12 @@ use tokio::sync::oneshot;
 
 use super::error::OpenError;
 use super::failpoints::Failpoints;
+use super::mem_log::get_entries;
+use super::mem_log::read_mem;
+use super::mem_log::write_mem;
+use super::mem_log::MemLog;
+use super::mem_log::Shared;
+use super::mem_log::StoredEntry;
 use super::record;
 use super::recovery;
 use super::writer::AppendBatch;
@@ -97,86 +99,6 @@ pub struct LogStoreStats {
     pub meta_writes: u64,
 }
 
-/// The in-memory copy of the live log, shared with readers.
-struct MemLog<C: RaftTypeConfig> {
-    entries: BTreeMap<u64, C::Entry>,
-    last_purged: Option<LogId<C::NodeId>>,
-}
-
-impl<C: RaftTypeConfig> MemLog<C> {
-    fn last_log_id(&self) -> Option<LogId<C::NodeId>> {
-        match self.entries.last_key_value() {
-            Some((_, e)) => Some(e.get_log_id().clone()),
-            None => self.last_purged.clone(),
-        }
-    }
-}
-
-type Shared<C> = Arc<RwLock<MemLog<C>>>;
-
-fn read_mem<C: RaftTypeConfig>(
-    mem: &Shared<C>,
-) -> Result<RwLockReadGuard<'_, MemLog<C>>, StorageError<C::NodeId>> {
-    mem.read().map_err(|_| {
-        StorageError::from_io_error(
-            ErrorSubject::Logs,
-            ErrorVerb::Read,
-            io::Error::other("log memory lock poisoned"),
-        )
-    })
-}
-
-fn write_mem<C: RaftTypeConfig>(
-    mem: &Shared<C>,
-) -> Result<RwLockWriteGuard<'_, MemLog<C>>, StorageError<C::NodeId>> {
-    mem.write().map_err(|_| {
-        StorageError::from_io_error(
-            ErrorSubject::Logs,
-            ErrorVerb::Write,
-            io::Error::other("log memory lock poisoned"),
-        )
-    })
-}
-
-/// `[start, end)` of a range of indexes; `end == None` means unbounded.
-fn index_range<RB: RangeBounds<u64>>(range: &RB) -> Option<(u64, Option<u64>)> {
-    let start = match range.start_bound() {
-        Bound::Included(s) => *s,
-        Bound::Excluded(s) => s.checked_add(1)?,
-        Bound::Unbounded => 0,
-    };
-    let end = match range.end_bound() {
-        Bound::Included(e) => e.checked_add(1),
-        Bound::Excluded(e) => Some(*e),
-        Bound::Unbounded => None,
-    };
-    match end {
-        Some(end) if start >= end => None,
-        _ => Some((start, end)),
-    }
-}
-
-fn get_entries<C, RB>(mem: &Shared<C>, range: RB) -> Result<Vec<C::Entry>, StorageError<C::NodeId>>
-where
-    C: RaftTypeConfig,
-    C::Entry: Clone,
-    RB: RangeBounds<u64>,
-{
-    let Some((start, end)) = index_range(&range) else {
-        return Ok(Vec::new());
-    };
-    let mem = read_mem(mem)?;
-    let out = match end {
-        Some(end) => mem
-            .entries
-            .range(start..end)
-            .map(|(_, e)| e.clone())
-            .collect(),
-        None => mem.entries.range(start..).map(|(_, e)| e.clone()).collect(),
-    };
-    Ok(out)
-}
-
 /// A cheap, cloneable reader of the log (the entries live in memory, shared with the store).
 pub struct LogReader<C: RaftTypeConfig> {
     mem: Shared<C>,
@@ -193,7 +115,7 @@ impl<C: RaftTypeConfig> Clone for LogReader<C> {
 impl<C> RaftLogReader<C> for LogReader<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Clone,
+    C::Entry: DeserializeOwned,
 {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -389,10 +311,15 @@ where
 
         let mut bytes = Vec::new();
         let mut record_lens = Vec::with_capacity(entries.len());
+        let mut stored = Vec::with_capacity(entries.len());
         for e in &entries {
             let start = record::begin(&mut bytes);
             bincode::serialize_into(&mut bytes, e)
                 .map_err(|err| encode_err::<C>(ErrorSubject::Log(e.get_log_id().clone()), &err))?;
+            stored.push(StoredEntry {
+                log_id: e.get_log_id().clone(),
+                payload: bytes[start + record::HEADER_LEN..].into(),
+            });
             let len = record::finish(&mut bytes, start).map_err(|err| {
                 StorageError::from_io_error(
                     ErrorSubject::Log(e.get_log_id().clone()),
@@ -405,8 +332,8 @@ where
 
         {
             let mut mem = write_mem(&self.mem)?;
-            for e in entries {
-                mem.entries.insert(e.get_log_id().index, e);
+            for e in stored {
+                mem.entries.insert(e.log_id.index, e);
             }
         }
 

@@ -8,6 +8,7 @@
 //! - `meta_file`: atomically replaced small files (vote, purged id, committed id),
 //! - `writer`: the group-commit writer thread that owns the files,
 //! - `recovery`: scanning and trimming the directory on open,
+//! - `mem_log`: the live log kept in memory, encoded, for reads,
 //! - `log_store`: the openraft trait implementations,
 //! - `failpoints`: test-only storage faults for the safety harness.
 //!
@@ -17,6 +18,7 @@
 mod error;
 mod failpoints;
 mod log_store;
+mod mem_log;
 mod meta_file;
 mod record;
 mod recovery;

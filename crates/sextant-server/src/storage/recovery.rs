@@ -11,6 +11,7 @@ use openraft::Vote;
 use serde::de::DeserializeOwned;
 
 use super::error::OpenError;
+use super::mem_log::StoredEntry;
 use super::meta_file;
 use super::segment;
 use super::segment::Segment;
@@ -20,7 +21,7 @@ use super::segment::Visit;
 pub struct Recovered<C: RaftTypeConfig> {
     pub segments: Vec<Segment>,
     /// Entries above the purge point.
-    pub entries: BTreeMap<u64, C::Entry>,
+    pub entries: BTreeMap<u64, StoredEntry<C>>,
     pub last_purged: Option<LogId<C::NodeId>>,
     pub vote: Option<Vote<C::NodeId>>,
     pub committed: Option<LogId<C::NodeId>>,
@@ -137,7 +138,9 @@ where
             }
             next += 1;
             if index >= keep_from {
-                entries.insert(index, entry);
+                let log_id = entry.get_log_id().clone();
+                let payload = payload.into();
+                entries.insert(index, StoredEntry { log_id, payload });
             }
             Ok(Visit::Accept)
         })?;

@@ -9,22 +9,33 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{stamp, Catalog, Stamped};
+use super::{stamp, Catalog, Keyed, Stamped, Table};
 
-/// `saved`'s records, each stamped against its namesake in `current`.
-fn restamp<K: Ord + Clone, T: Stamped>(
-    saved: BTreeMap<K, T>,
-    current: Option<&BTreeMap<K, T>>,
+/// `record` stamped against `old`, its namesake in the current catalog.
+fn restamp<T: Stamped>(record: T, old: Option<&T>, revision: u64) -> T {
+    stamp(&record, old, revision)
+        .or_else(|| old.cloned())
+        .unwrap_or(record)
+}
+
+/// `saved`'s tables, each record stamped against its namesake in `current`.
+fn restamp_tables<T: Stamped + Keyed>(
+    saved: BTreeMap<String, Table<T>>,
+    current: &BTreeMap<String, Table<T>>,
     revision: u64,
-) -> BTreeMap<K, T> {
+) -> BTreeMap<String, Table<T>> {
     saved
         .into_iter()
-        .map(|(key, record)| {
-            let old = current.and_then(|c| c.get(&key));
-            let record = stamp(&record, old, revision)
-                .or_else(|| old.cloned())
-                .unwrap_or(record);
-            (key, record)
+        .map(|(node, table)| {
+            let old_table = current.get(&node);
+            let table = table
+                .into_values()
+                .map(|record| {
+                    let old = old_table.and_then(|t| t.get(record.key()));
+                    restamp(record, old, revision)
+                })
+                .collect();
+            (node, table)
         })
         .collect()
 }
@@ -41,23 +52,16 @@ impl Catalog {
     ) {
         names.extend(self.by_service_name.keys().cloned());
         names.extend(saved.by_service_name.keys().cloned());
-        let nodes = restamp(saved.nodes, Some(&self.nodes), revision);
-        let services = saved
-            .services
+        let nodes = saved
+            .nodes
             .into_iter()
-            .map(|(node, table)| {
-                let table = restamp(table, self.services.get(&node), revision);
-                (node, table)
+            .map(|(name, node)| {
+                let node = restamp(node, self.nodes.get(&name), revision);
+                (name, node)
             })
             .collect();
-        let checks = saved
-            .checks
-            .into_iter()
-            .map(|(node, table)| {
-                let table = restamp(table, self.checks.get(&node), revision);
-                (node, table)
-            })
-            .collect();
+        let services = restamp_tables(saved.services, &self.services, revision);
+        let checks = restamp_tables(saved.checks, &self.checks, revision);
         let service_name_indexes = saved
             .by_service_name
             .keys()

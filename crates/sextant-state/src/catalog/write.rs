@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{stamp, Catalog, Check, CheckStatus, Node, Service};
+use super::{stamp, Catalog, Check, CheckStatus, Keyed, Node, Service, Table};
 use crate::ApplyError;
 
 #[derive(Debug, Default)]
@@ -48,14 +48,14 @@ impl Catalog {
         self.nodes_index = revision;
         if let Some(checks) = self.checks.remove(name) {
             self.checks_index = revision;
-            for id in checks.into_keys() {
-                changes.lost_checks.insert((name.to_owned(), id));
+            for check in checks.into_values() {
+                changes.lost_checks.insert((name.to_owned(), check.id));
             }
         }
         if let Some(services) = self.services.remove(name) {
             self.services_index = revision;
-            for (id, service) in services {
-                self.unindex_instance(&service.name, name, &id);
+            for service in services.into_values() {
+                self.unindex_instance(&service.name, name, &service.id);
                 self.touch_service_name(&service.name, revision, changes);
             }
         }
@@ -93,7 +93,7 @@ impl Catalog {
             self.services
                 .entry(node.to_owned())
                 .or_default()
-                .insert(service.id.clone(), record);
+                .insert(record);
             self.by_service_name
                 .entry(service.name.clone())
                 .or_default()
@@ -186,7 +186,7 @@ impl Catalog {
         self.checks
             .entry(check.node.clone())
             .or_default()
-            .insert(check.id.clone(), record);
+            .insert(record);
         self.checks_index = revision;
         self.touch_names_of_check(&check.node, check.service_id.as_deref(), revision, changes);
         if check.status.is_failing() {
@@ -294,9 +294,9 @@ impl Catalog {
     }
 }
 
-/// Removes `outer[node][id]`, dropping the inner map when it empties.
-fn remove_inner<T>(
-    outer: &mut std::collections::BTreeMap<String, std::collections::BTreeMap<String, T>>,
+/// Removes `outer[node][id]`, dropping the table when it empties.
+fn remove_inner<T: Keyed>(
+    outer: &mut std::collections::BTreeMap<String, Table<T>>,
     node: &str,
     id: &str,
 ) -> Option<T> {
