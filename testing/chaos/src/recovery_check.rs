@@ -105,37 +105,30 @@ pub async fn run(http: SocketAddr, target_ip: IpAddr) -> anyhow::Result<Recovery
         }
     };
 
-    let mut recovery = Recovery::default();
-
-    recovery.to_passing = until_listed(&client, http, true, registered, give_up).await;
+    let to_passing = until_listed(&client, http, true, registered, give_up).await;
     let stopped = Instant::now();
     drop(target);
-    recovery.to_critical = until_listed(&client, http, false, stopped, give_up).await;
+    let to_critical = until_listed(&client, http, false, stopped, give_up).await;
     let (target, _) = Target::listen(target_addr).await?;
     let restarted = Instant::now();
-    recovery.back_to_passing = until_listed(&client, http, true, restarted, give_up).await;
+    let back_to_passing = until_listed(&client, http, true, restarted, give_up).await;
     drop(target);
 
-    for (what, took, bound) in [
-        ("registered: passing", recovery.to_passing, to_passing_bound),
-        (
-            "target down: critical",
-            recovery.to_critical,
-            to_critical_bound,
-        ),
-        (
-            "target back: passing",
-            recovery.back_to_passing,
-            to_passing_bound,
-        ),
-    ] {
-        if took > bound {
-            recovery.anomalies.push(format!(
-                "{what} after {took:?}, more than its bound {bound:?}"
-            ));
-        }
-    }
-    Ok(recovery)
+    let anomalies = [
+        ("registered: passing", to_passing, to_passing_bound),
+        ("target down: critical", to_critical, to_critical_bound),
+        ("target back: passing", back_to_passing, to_passing_bound),
+    ]
+    .into_iter()
+    .filter(|(_, took, bound)| took > bound)
+    .map(|(what, took, bound)| format!("{what} after {took:?}, more than its bound {bound:?}"))
+    .collect();
+    Ok(Recovery {
+        to_passing,
+        to_critical,
+        back_to_passing,
+        anomalies,
+    })
 }
 
 /// Polls the passing instances until the instance is (or is no longer)
