@@ -354,12 +354,16 @@ impl RunningServer {
         let mut metrics = self.registry.raft().metrics();
         loop {
             if let Err(fatal) = &metrics.borrow_and_update().running_state {
-                if !matches!(fatal, openraft::error::Fatal::Stopped) {
-                    return fatal.to_string();
-                }
+                return match fatal {
+                    openraft::error::Fatal::Stopped => std::future::pending().await,
+                    fatal => fatal.to_string(),
+                };
             }
             if metrics.changed().await.is_err() {
-                return std::future::pending().await;
+                // Raft's core task ended without saying why: it panicked
+                // (a clean shutdown says `Stopped` first, and is not awaited
+                // here anyway).
+                return "Raft's core task ended (it panicked; see the log above)".to_owned();
             }
         }
     }
