@@ -20,7 +20,7 @@ mod service;
 mod table;
 mod write;
 
-pub use check::{Check, CheckDefinition, CheckKind, CheckStatus, UnknownCheckStatus};
+pub use check::{Check, CheckDefinition, CheckKind, CheckStatus, HttpProbe, UnknownCheckStatus};
 pub use node::Node;
 pub use read::ServiceInstance;
 pub use service::{Service, Weights};

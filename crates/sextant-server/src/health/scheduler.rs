@@ -299,7 +299,7 @@ impl Scheduler {
                 None
             }
             CheckKind::External => None,
-            CheckKind::Http { .. } | CheckKind::Tcp { .. } | CheckKind::Grpc { .. } => {
+            CheckKind::Http(_) | CheckKind::Tcp { .. } | CheckKind::Grpc { .. } => {
                 Some(self.spawn_probe(key.clone(), &definition, generation))
             }
         };

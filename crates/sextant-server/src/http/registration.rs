@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use sextant_state::catalog::{Check, CheckDefinition, CheckKind, CheckStatus, Service, Weights};
+use sextant_state::catalog::{
+    Check, CheckDefinition, CheckKind, CheckStatus, HttpProbe, Service, Weights,
+};
 
 use super::consul_json::{parse_object, DecodeError, Fields};
 
@@ -195,7 +197,7 @@ fn initial_status(fields: &Fields<'_>) -> Result<Option<CheckStatus>, DecodeErro
 fn check_kind(fields: &Fields<'_>) -> Result<CheckKind, DecodeError> {
     let mut kinds = Vec::new();
     if let Some(url) = fields.non_empty("HTTP")? {
-        kinds.push(CheckKind::Http {
+        kinds.push(CheckKind::Http(Box::new(HttpProbe {
             url,
             method: fields
                 .non_empty("Method")?
@@ -204,7 +206,7 @@ fn check_kind(fields: &Fields<'_>) -> Result<CheckKind, DecodeError> {
             headers: fields.string_lists("Header")?,
             body: fields.string("Body")?.unwrap_or_default(),
             tls_skip_verify: fields.bool("TLSSkipVerify")?.unwrap_or(false),
-        });
+        })));
     }
     if let Some(address) = fields.non_empty("TCP")? {
         kinds.push(CheckKind::Tcp { address });
@@ -341,10 +343,8 @@ mod tests {
         assert_eq!(check.definition.interval_ms, 10_000);
         assert_eq!(check.definition.timeout_ms, 5_000);
         assert_eq!(check.definition.deregister_critical_after_ms, Some(30_000));
-        assert!(
-            matches!(&check.definition.kind, CheckKind::Http { url, method, .. }
-            if url == "http://127.0.0.1:8080/health" && method == "GET")
-        );
+        assert!(matches!(&check.definition.kind, CheckKind::Http(http)
+            if http.url == "http://127.0.0.1:8080/health" && http.method == "GET"));
     }
 
     #[test]

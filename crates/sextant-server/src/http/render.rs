@@ -97,18 +97,12 @@ pub fn check(catalog: &Catalog, check: &Check) -> Value {
     let definition = &check.definition;
     let mut def = Map::new();
     match &definition.kind {
-        CheckKind::Http {
-            url,
-            method,
-            headers,
-            body,
-            tls_skip_verify,
-        } => {
-            def.insert("HTTP".into(), json!(url));
-            def.insert("Method".into(), json!(method));
-            def.insert("Header".into(), json!(headers));
-            def.insert("Body".into(), json!(body));
-            def.insert("TLSSkipVerify".into(), json!(tls_skip_verify));
+        CheckKind::Http(http) => {
+            def.insert("HTTP".into(), json!(http.url));
+            def.insert("Method".into(), json!(http.method));
+            def.insert("Header".into(), json!(http.headers));
+            def.insert("Body".into(), json!(http.body));
+            def.insert("TLSSkipVerify".into(), json!(http.tls_skip_verify));
         }
         CheckKind::Tcp { address } => {
             def.insert("TCP".into(), json!(address));
@@ -175,13 +169,11 @@ mod tests {
             node: "n".into(),
             id: "c".into(),
             definition: sextant_state::catalog::CheckDefinition {
-                kind: CheckKind::Http {
+                kind: CheckKind::Http(Box::new(sextant_state::catalog::HttpProbe {
                     url: "http://x".into(),
                     method: "GET".into(),
-                    headers: Default::default(),
-                    body: String::new(),
-                    tls_skip_verify: false,
-                },
+                    ..Default::default()
+                })),
                 interval_ms: 90_000,
                 timeout_ms: 5_000,
                 deregister_critical_after_ms: Some(30_000),

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use sextant_proto::v1::{check, Check as CheckRequest, RegisterRequest};
-use sextant_state::catalog::{Check, CheckDefinition, CheckKind, CheckStatus, Service, Weights};
+use sextant_state::catalog::{
+    Check, CheckDefinition, CheckKind, CheckStatus, HttpProbe, Service, Weights,
+};
 use sextant_state::{Op, Response as Applied, StateMachine};
 
 use super::error::NativeError;
@@ -111,13 +113,11 @@ fn probed(check: CheckRequest) -> Result<CheckDefinition, String> {
             } else {
                 http.method.to_ascii_uppercase()
             };
-            CheckKind::Http {
+            CheckKind::Http(Box::new(HttpProbe {
                 url: http.url,
                 method,
-                headers: Default::default(),
-                body: String::new(),
-                tls_skip_verify: false,
-            }
+                ..HttpProbe::default()
+            }))
         }
         Some(check::Kind::Tcp(tcp)) => {
             if tcp.address.is_empty() {
@@ -296,7 +296,7 @@ mod tests {
             && c.service_id.as_deref() == Some("web-1")));
         assert_eq!(checks[1].definition.timeout_ms, 10_000);
         assert!(matches!(&checks[1].definition.kind,
-            CheckKind::Http { method, .. } if method == "GET"));
+            CheckKind::Http(http) if http.method == "GET"));
     }
 
     #[test]

@@ -59,15 +59,16 @@ impl Prober {
 
     async fn probe_kind(&self, kind: &CheckKind, timeout: Duration) -> Option<ProbeResult> {
         match kind {
-            CheckKind::Http {
-                url,
-                method,
-                headers,
-                body,
-                tls_skip_verify,
-            } => Some(
+            CheckKind::Http(http) => Some(
                 self.http
-                    .probe(url, method, headers, body, *tls_skip_verify, timeout)
+                    .probe(
+                        &http.url,
+                        &http.method,
+                        &http.headers,
+                        &http.body,
+                        http.tls_skip_verify,
+                        timeout,
+                    )
                     .await,
             ),
             CheckKind::Tcp { address } => Some(tcp::probe(address, timeout).await),
