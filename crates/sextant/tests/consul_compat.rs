@@ -36,27 +36,19 @@ fn shared_dir() -> PathBuf {
 }
 
 /// A base port with the two after it free too (the smoke script serves
-/// /health on port, port+1 and port+2).
+/// /health on port, port+1 and port+2). Taken below Linux's ephemeral range
+/// (32768 and up): the ports are free only until the script binds them, and
+/// there the many outgoing connections of the tests running beside this one
+/// could take them meanwhile; below it, only an explicit bind can.
 fn three_free_ports() -> u16 {
-    for _ in 0..100 {
-        let Ok(first) = StdListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = first.local_addr() else {
-            continue;
-        };
-        let base = addr.port();
-        if base > 65_000 {
-            continue;
-        }
-        let rest: Vec<_> = (1..=2)
-            .map(|i| StdListener::bind(("127.0.0.1", base + i)))
-            .collect();
-        if rest.iter().all(Result::is_ok) {
+    let start = 20_000 + (std::process::id() % 4_000) as u16 * 3;
+    for base in (start..32_000).step_by(3).chain((20_000..start).step_by(3)) {
+        let all_free = (0..=2).all(|i| StdListener::bind(("127.0.0.1", base + i)).is_ok());
+        if all_free {
             return base;
         }
     }
-    panic!("no three consecutive free ports on 127.0.0.1");
+    panic!("no three consecutive free ports on 127.0.0.1 below 32000");
 }
 
 const MATRIX: Matrix = Matrix {
