@@ -6,48 +6,89 @@
 //! every instance is returned (unhealthy ones included, marked so) and
 //! `reachProtectionThreshold` is set. Disabled instances are never returned.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
 
 use super::error::NacosError;
+use super::list_cache::{CachedHosts, ListKey, ListVersion};
 use super::list_reply::{checksum, Host, ListReply};
 use super::model::{ServiceKey, StoredInstance};
 use super::params::Params;
 use super::{store, NacosState};
 
 pub async fn list(State(nacos): State<NacosState>, params: Params) -> Result<Response, NacosError> {
-    let key = ServiceKey::from_params(&params)?;
-    let clusters_text = params.text("clusters").unwrap_or("");
-    let clusters: Vec<&str> = clusters_text
+    let key = ListKey {
+        service: ServiceKey::from_params(&params)?,
+        clusters: params.text("clusters").unwrap_or("").to_owned(),
+        healthy_only: params.flag("healthyOnly", false)?,
+    };
+    let threshold = store::definition(&nacos, &key.service)
+        .map(|d| d.protect_threshold)
+        .unwrap_or(0.0);
+    let hosts = selected_hosts(&nacos, &key, threshold)?;
+    let reply = ListReply {
+        all_ips: false,
+        cache_millis: nacos.config.cache_millis,
+        checksum: &hosts.checksum,
+        clusters: &key.clusters,
+        group_name: &key.service.group,
+        hosts: &hosts.json,
+        last_ref_time: crate::registry::now_ms(),
+        name: &key.service.grouped(),
+        reach_protection_threshold: hosts.reached_threshold,
+        valid: true,
+    };
+    let body = serde_json::to_vec(&reply).map_err(internal)?;
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The hosts `key` selects at `threshold`, from the cache while the service
+/// has not changed since they were written.
+fn selected_hosts(
+    nacos: &NacosState,
+    key: &ListKey,
+    threshold: f64,
+) -> Result<Arc<CachedHosts>, NacosError> {
+    let current = ListVersion {
+        service_index: store::instances_version(nacos, &key.service),
+        threshold,
+    };
+    if let Some(cached) = nacos.lists.get(key, current) {
+        return Ok(cached);
+    }
+    let (service_index, instances) = store::instances_versioned(nacos, &key.service);
+    let clusters: Vec<&str> = key
+        .clusters
         .split(',')
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .collect();
-    let healthy_only = params.flag("healthyOnly", false)?;
-    let threshold = store::definition(&nacos, &key)
-        .map(|d| d.protect_threshold)
-        .unwrap_or(0.0);
-    let instances: Vec<StoredInstance> = store::instances(&nacos, &key)
+    let instances: Vec<StoredInstance> = instances
         .into_iter()
         .filter(|i| clusters.is_empty() || clusters.contains(&i.cluster.as_str()))
         .collect();
-    let selection = select(instances, threshold, healthy_only);
+    let selection = select(instances, threshold, key.healthy_only);
     let hosts: Vec<Host<'_>> = selection.hosts.iter().map(Host::from).collect();
-    let reply = ListReply {
-        all_ips: false,
-        cache_millis: nacos.config.cache_millis,
-        checksum: checksum(&hosts),
-        clusters: clusters_text,
-        group_name: &key.group,
-        hosts: &hosts,
-        last_ref_time: crate::registry::now_ms(),
-        name: &key.grouped(),
-        reach_protection_threshold: selection.reached_threshold,
-        valid: true,
-    };
-    let body = serde_json::to_vec(&reply).map_err(|e| NacosError::Internal(e.to_string()))?;
-    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+    let json = serde_json::to_string(&hosts).map_err(internal)?;
+    let built = Arc::new(CachedHosts {
+        version: ListVersion {
+            service_index,
+            threshold,
+        },
+        checksum: checksum(&json),
+        json: RawValue::from_string(json).map_err(internal)?,
+        reached_threshold: selection.reached_threshold,
+    });
+    nacos.lists.insert(key.clone(), built.clone());
+    Ok(built)
+}
+
+fn internal(e: serde_json::Error) -> NacosError {
+    NacosError::Internal(e.to_string())
 }
 
 /// The instances a list returns.

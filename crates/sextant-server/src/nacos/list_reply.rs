@@ -1,16 +1,15 @@
 //! The JSON of an instance list, written straight from the instances.
 //!
-//! The reply used to be built as a `serde_json::Value` (a map per host, each
-//! key a new string) and serialized twice, once for the checksum and once
-//! for the reply. These borrowed shapes serialize the same bytes — their
-//! fields are declared in the sorted order in which `Value`'s maps wrote
-//! them — with no tree in between, and the checksum is hashed as the hosts
-//! are written, into no buffer.
+//! These borrowed shapes serialize the bytes a `serde_json::Value` of the
+//! reply would (their fields are declared in the sorted order in which
+//! `Value`'s maps write them) with no tree in between. The hosts are written
+//! once, hashed for the checksum, and kept (`list_cache`); the envelope
+//! around them is written per reply.
 
 use std::collections::BTreeMap;
-use std::io;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::model::StoredInstance;
 
@@ -68,11 +67,11 @@ pub struct ListReply<'a> {
     pub all_ips: bool,
     #[serde(rename = "cacheMillis")]
     pub cache_millis: u64,
-    pub checksum: String,
+    pub checksum: &'a str,
     pub clusters: &'a str,
     #[serde(rename = "groupName")]
     pub group_name: &'a str,
-    pub hosts: &'a [Host<'a>],
+    pub hosts: &'a RawValue,
     #[serde(rename = "lastRefTime")]
     pub last_ref_time: u64,
     pub name: &'a str,
@@ -81,28 +80,26 @@ pub struct ListReply<'a> {
     pub valid: bool,
 }
 
-/// A fingerprint of the hosts, for clients to notice a change cheaply:
-/// FNV-1a over their JSON, stable across versions and servers, which std's
-/// hasher is not.
-pub fn checksum(hosts: &[Host<'_>]) -> String {
-    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
-    // Writing into a hasher cannot fail, and these shapes always serialize.
-    let _ = serde_json::to_writer(&mut hasher, hosts);
-    format!("{:016x}", hasher.0)
+/// A fingerprint of the hosts' JSON, for clients to notice a change
+/// cheaply: FNV-1a, stable across versions and servers, which std's hasher
+/// is not.
+pub fn checksum(hosts_json: &str) -> String {
+    let hash = hosts_json
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{hash:016x}")
 }
 
-struct Fnv1a(u64);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl io::Write for Fnv1a {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    #[test]
+    fn the_checksum_is_fnv1a_of_the_json() {
+        // FNV-1a's published test vectors: the empty input, and "a".
+        assert_eq!(checksum(""), "cbf29ce484222325");
+        assert_eq!(checksum("a"), "af63dc4c8601ec8c");
     }
 }

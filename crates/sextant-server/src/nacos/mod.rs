@@ -18,6 +18,7 @@ mod error;
 mod health;
 mod instance;
 mod list;
+mod list_cache;
 mod list_reply;
 pub mod model;
 mod params;
@@ -94,6 +95,8 @@ pub struct NacosState {
     pub health: Arc<Health>,
     /// Timers and answers, from the server's configuration.
     pub config: NacosConfig,
+    /// Instance lists already written, reused until their service changes.
+    pub lists: Arc<list_cache::ListCache>,
 }
 
 /// The routes of the naming API.

@@ -58,7 +58,7 @@ const META_DELETE_TIMEOUT: &str = "preserved.ip.delete.timeout";
 const MAX_WEIGHT: f64 = 1_000_000.0;
 
 /// One Nacos service: namespace, group and name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
     /// `namespaceId` (`public` when absent).
     pub namespace: String,

@@ -57,15 +57,29 @@ pub fn instance(nacos: &NacosState, key: &InstanceKey) -> Option<StoredInstance>
 
 /// Every instance of a service in its namespace.
 pub fn instances(nacos: &NacosState, key: &ServiceKey) -> Vec<StoredInstance> {
+    instances_versioned(nacos, key).1
+}
+
+/// Every instance of a service in its namespace, and the catalog's revision
+/// of the service's instances (`Catalog::service_index`) they were read at.
+pub fn instances_versioned(nacos: &NacosState, key: &ServiceKey) -> (u64, Vec<StoredInstance>) {
+    let grouped = key.grouped();
     let state = nacos.registry.state().read();
-    state
-        .machine
-        .catalog()
-        .instances(&key.grouped())
+    let catalog = state.machine.catalog();
+    let instances = catalog
+        .instances(&grouped)
         .iter()
         .filter(|i| key.owns_node(&i.node.name))
         .filter_map(|i| StoredInstance::from_catalog(i, &nacos.config))
-        .collect()
+        .collect();
+    (catalog.service_index(&grouped), instances)
+}
+
+/// The catalog's revision of the instances of the service, as
+/// [`instances_versioned`] reports it, without reading them.
+pub fn instances_version(nacos: &NacosState, key: &ServiceKey) -> u64 {
+    let state = nacos.registry.state().read();
+    state.machine.catalog().service_index(&key.grouped())
 }
 
 /// The names (without group) of the services of one group in a namespace
