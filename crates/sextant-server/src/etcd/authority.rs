@@ -10,13 +10,18 @@
 //! state), its `:authority` cut down to `host:port`, and encoded again with
 //! an encoder whose state the server's decoder mirrors. Every other frame,
 //! and everything the server sends, passes through untouched.
+//!
+//! A client names the same authority on every request of a connection, so
+//! the first header block decides: when its authority is already
+//! `host:port` (Rust and most other clients), it and all that follows are
+//! copied unparsed, and the connection costs only the copy.
 
 use std::io;
 use std::net::SocketAddr;
 
 use futures::Stream;
 use loona_hpack::{Decoder, Encoder};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 
 const PREFACE_LEN: usize = 24;
@@ -55,7 +60,10 @@ fn relay(tcp: TcpStream, peer: SocketAddr) -> DuplexStream {
     let _ = tcp.set_nodelay(true);
     let (ours, theirs) = tokio::io::duplex(RELAY_BUFFER);
     tokio::spawn(async move {
-        let (mut client_read, mut client_write) = tcp.into_split();
+        let (client_read, mut client_write) = tcp.into_split();
+        // Frames are read header first, then payload: buffered, most reads
+        // take no system call.
+        let mut client_read = BufReader::with_capacity(RELAY_BUFFER, client_read);
         let (mut server_read, mut server_write) = tokio::io::split(ours);
         let up = async {
             if let Err(e) = rewrite_client_frames(&mut client_read, &mut server_write).await {
@@ -80,16 +88,19 @@ struct PendingBlock {
     end_stream: bool,
     priority: Option<[u8; 5]>,
     fragment: Vec<u8>,
+    /// The block's frames as received, to forward unchanged.
+    raw: Vec<u8>,
 }
 
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-/// Copies the client's bytes to the server, rewriting header blocks.
+/// Copies the client's bytes to the server, rewriting header blocks if the
+/// first one needs it, else copying everything after it as it comes.
 async fn rewrite_client_frames<R, W>(from: &mut R, to: &mut W) -> io::Result<()>
 where
-    R: AsyncRead + Unpin,
+    R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut preface = [0u8; PREFACE_LEN];
@@ -98,6 +109,9 @@ where
     let mut decoder = Decoder::new();
     let mut encoder = Encoder::new();
     let mut pending: Option<PendingBlock> = None;
+    // Set by a first header block that needed its authority fixed: from
+    // then on every block is decoded and encoded again.
+    let mut rewriting = false;
     // One buffer for every frame's payload: frames are relayed one at a time.
     let mut payload = Vec::with_capacity(MAX_ACCEPTED_FRAME);
     loop {
@@ -114,16 +128,20 @@ where
         match (kind, pending.as_mut()) {
             (HEADERS, None) => {
                 let (priority, fragment) = split_headers_payload(flags, &payload)?;
-                let block = PendingBlock {
+                let mut block = PendingBlock {
                     stream_id,
                     end_stream: flags & END_STREAM != 0,
                     priority,
                     fragment: fragment.to_vec(),
+                    raw: Vec::new(),
                 };
-                if flags & END_HEADERS != 0 {
-                    emit(&block, &mut decoder, &mut encoder, to).await?;
-                } else {
-                    pending = Some(block);
+                if !rewriting {
+                    block.raw.extend_from_slice(&head);
+                    block.raw.extend_from_slice(&payload);
+                }
+                pending = Some(block);
+                if flags & END_HEADERS == 0 {
+                    continue;
                 }
             }
             (CONTINUATION, Some(block)) if block.stream_id == stream_id => {
@@ -131,10 +149,12 @@ where
                 if block.fragment.len() > MAX_HEADER_BLOCK {
                     return Err(invalid("header block too large"));
                 }
-                if flags & END_HEADERS != 0 {
-                    if let Some(block) = pending.take() {
-                        emit(&block, &mut decoder, &mut encoder, to).await?;
-                    }
+                if !rewriting {
+                    block.raw.extend_from_slice(&head);
+                    block.raw.extend_from_slice(&payload);
+                }
+                if flags & END_HEADERS == 0 {
+                    continue;
                 }
             }
             // Anything else inside a header block breaks HTTP/2's rules;
@@ -143,9 +163,42 @@ where
             (_, None) => {
                 to.write_all(&head).await?;
                 to.write_all(&payload).await?;
+                continue;
+            }
+        }
+        // A header block is complete.
+        let Some(block) = pending.take() else {
+            continue;
+        };
+        let mut headers = decoder
+            .decode(&block.fragment)
+            .map_err(|e| invalid(&format!("undecodable header block: {e:?}")))?;
+        let fixed = fix_authority(&mut headers);
+        if !rewriting && !fixed {
+            // Passed on unchanged, the block leaves the server's decoder
+            // in step with the client's encoder, as every later one will.
+            to.write_all(&block.raw).await?;
+            tokio::io::copy_buf(from, to).await?;
+            return Ok(());
+        }
+        rewriting = true;
+        emit(&block, &headers, &mut encoder, to).await?;
+    }
+}
+
+/// Cuts every `:authority` down to `host:port`; whether any changed.
+fn fix_authority(headers: &mut [(Vec<u8>, Vec<u8>)]) -> bool {
+    let mut changed = false;
+    for (name, value) in headers.iter_mut() {
+        if name.as_slice() == b":authority" {
+            let fixed = normalize_authority(value);
+            if fixed != *value {
+                *value = fixed;
+                changed = true;
             }
         }
     }
+    changed
 }
 
 /// The priority fields and the header block fragment of a HEADERS payload.
@@ -185,22 +238,13 @@ fn normalize_authority(value: &[u8]) -> Vec<u8> {
     after_scheme[..end].to_vec()
 }
 
-/// Decodes a complete header block, fixes `:authority`, and writes it again
-/// as HEADERS (+ CONTINUATION) frames.
+/// Writes the headers of `block` again as HEADERS (+ CONTINUATION) frames.
 async fn emit<W: AsyncWrite + Unpin>(
     block: &PendingBlock,
-    decoder: &mut Decoder<'_>,
+    headers: &[(Vec<u8>, Vec<u8>)],
     encoder: &mut Encoder<'_>,
     to: &mut W,
 ) -> io::Result<()> {
-    let mut headers = decoder
-        .decode(&block.fragment)
-        .map_err(|e| invalid(&format!("undecodable header block: {e:?}")))?;
-    for (name, value) in headers.iter_mut() {
-        if name.as_slice() == b":authority" {
-            *value = normalize_authority(value);
-        }
-    }
     let encoded = encoder.encode(headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
     let mut first = Vec::with_capacity(5 + encoded.len().min(MAX_FRAME_PAYLOAD));
     let mut flags = 0u8;
@@ -313,6 +357,28 @@ mod tests {
         let data = &frames[FRAME_HEADER_LEN + len..];
         assert_eq!(data[3], 0x0);
         assert_eq!(&data[FRAME_HEADER_LEN..], b"data");
+    }
+
+    /// A first block whose authority is already `host:port` is forwarded
+    /// as it came, and so is everything after it, header blocks included.
+    #[tokio::test]
+    async fn a_connection_that_needs_no_rewrite_passes_unchanged() {
+        let mut client = Encoder::new();
+        let mut input = vec![0u8; PREFACE_LEN];
+        for path in [&b"/etcdserverpb.KV/Range"[..], b"/etcdserverpb.KV/Put"] {
+            let block = client.encode([
+                (&b":method"[..], &b"POST"[..]),
+                (b":authority", b"127.0.0.1:2379"),
+                (b":path", path),
+            ]);
+            push_frame(&mut input, HEADERS, END_HEADERS, 1, &block);
+            push_frame(&mut input, 0x0, 0, 1, b"data");
+        }
+        let mut output = Vec::new();
+        let mut reader = input.as_slice();
+        let result = rewrite_client_frames(&mut reader, &mut output).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(output, input);
     }
 
     fn push_frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u8, payload: &[u8]) {
