@@ -27,7 +27,7 @@ use sextant_state::{Op, Response};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::raft::network::Method;
+use crate::lease_forwarding::Forwarder;
 use crate::raft::rpc::RemoteError;
 use crate::registry::{Registry, RegistryError};
 
@@ -99,6 +99,8 @@ pub struct LeaseKeeper {
     /// Added to every lease when this server becomes leader.
     election_timeout: Duration,
     deadlines: Mutex<Deadlines>,
+    /// Carries a follower's questions to the leader.
+    forwarder: Forwarder,
     /// Wakes the expiry loop when an earlier deadline may have appeared.
     wake: Notify,
 }
@@ -109,7 +111,9 @@ fn ttl(secs: i64) -> Duration {
 
 impl LeaseKeeper {
     pub fn new(registry: Arc<Registry>, election_timeout: Duration) -> Arc<Self> {
+        let forward_timeout = election_timeout.max(Duration::from_secs(1)) * 5;
         Arc::new(Self {
+            forwarder: Forwarder::spawn(registry.peers().clone(), forward_timeout),
             registry,
             election_timeout,
             deadlines: Mutex::new(Deadlines::default()),
@@ -188,17 +192,7 @@ impl LeaseKeeper {
         loop {
             let answer = match self.registry.leader() {
                 Some((id, _)) if id == self.registry.id() => Some(self.answer_local(request)),
-                Some((_, node)) => self
-                    .registry
-                    .peers()
-                    .call::<_, KeeperResponse>(
-                        &node.raft_addr,
-                        Method::LeaseKeeper,
-                        &request,
-                        timeout,
-                    )
-                    .await
-                    .ok(),
+                Some((_, node)) => self.forwarder.ask(&node.raft_addr, request).await.ok(),
                 None => None,
             };
             match answer {

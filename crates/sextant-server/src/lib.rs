@@ -17,6 +17,7 @@ pub mod grpc_span;
 pub mod health;
 pub mod http;
 pub mod identity;
+mod lease_forwarding;
 pub mod lease_keeper;
 pub mod nacos;
 pub mod native;

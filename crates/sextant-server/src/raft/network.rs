@@ -39,10 +39,11 @@ pub enum Method {
     Join,
     Leave,
     LeaseKeeper,
+    LeaseKeepers,
 }
 
 /// Why a call to another server failed before it produced an answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CallError {
     #[error("{addr} is unreachable: {reason}")]
     Unreachable { addr: String, reason: String },
@@ -123,6 +124,7 @@ impl PeerClients {
                 Method::Join => client.join(frame).await,
                 Method::Leave => client.leave(frame).await,
                 Method::LeaseKeeper => client.lease_keeper(frame).await,
+                Method::LeaseKeepers => client.lease_keepers(frame).await,
             }
         };
         let response = match tokio::time::timeout(timeout, call).await {

@@ -36,6 +36,12 @@ impl InternalService {
         self.lease_keeper = Some(keeper);
         self
     }
+
+    fn keeper(&self) -> Result<&LeaseKeeper, Status> {
+        self.lease_keeper
+            .as_deref()
+            .ok_or_else(|| Status::unavailable("no lease keeper on this server"))
+    }
 }
 
 type Answer = Result<Response<Frame>, Status>;
@@ -90,9 +96,13 @@ impl Internal for InternalService {
 
     async fn lease_keeper(&self, request: Request<Frame>) -> Answer {
         let rpc: KeeperRequest = decode(request.get_ref())?;
-        match &self.lease_keeper {
-            Some(keeper) => answer(&keeper.answer_local(rpc)),
-            None => Err(Status::unavailable("no lease keeper on this server")),
-        }
+        answer(&self.keeper()?.answer_local(rpc))
+    }
+
+    async fn lease_keepers(&self, request: Request<Frame>) -> Answer {
+        let rpcs: Vec<KeeperRequest> = decode(request.get_ref())?;
+        let keeper = self.keeper()?;
+        let answers: Vec<_> = rpcs.into_iter().map(|r| keeper.answer_local(r)).collect();
+        answer(&answers)
     }
 }
