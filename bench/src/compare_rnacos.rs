@@ -41,7 +41,8 @@ pub struct CompareRnacosArgs {
     /// Concurrent clients registering the instances of the memory measurement.
     #[arg(long, default_value_t = 256)]
     register_clients: usize,
-    /// The r-nacos binary [default: `rnacos` on PATH or in ~/.cargo/bin].
+    /// The r-nacos binary [default: `rnacos` on PATH or in ~/.cargo/bin, installed there
+    /// with `cargo install` if missing].
     #[arg(long)]
     rnacos_bin: Option<PathBuf>,
 }

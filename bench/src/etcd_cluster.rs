@@ -29,9 +29,12 @@ pub struct EtcdCluster {
 
 impl EtcdCluster {
     pub async fn start(size: usize) -> anyhow::Result<Self> {
+        if !Path::new(ETCD_BIN).exists() {
+            crate::baseline_install::etcd_server()?;
+        }
         anyhow::ensure!(
             Path::new(ETCD_BIN).exists(),
-            "{ETCD_BIN} is missing: apt-get install etcd-server"
+            "{ETCD_BIN} is still missing after installing etcd-server"
         );
         let dir = tempfile::tempdir()?;
         let ports: Vec<(u16, u16)> = (0..size)

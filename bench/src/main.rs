@@ -2,6 +2,7 @@
 //! them, and prints what it measured. Figures are medians over repeated runs;
 //! these machines are shared and noisy, so compare ratios from one run.
 
+mod baseline_install;
 mod blocking_queries;
 mod compare_common;
 mod compare_etcd;

@@ -77,11 +77,21 @@ impl RnacosServer {
     }
 }
 
-/// The r-nacos binary: `given`, else `rnacos` on `PATH` or in `~/.cargo/bin`.
+/// The r-nacos binary: `given`, else `rnacos` on `PATH` or in `~/.cargo/bin`,
+/// installed there first if it is in neither.
 pub fn binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path);
     }
+    if let Some(found) = installed() {
+        return Ok(found);
+    }
+    crate::baseline_install::rnacos()?;
+    installed().context("no rnacos binary on PATH or in ~/.cargo/bin after cargo install rnacos")
+}
+
+/// `rnacos` on `PATH` or in `~/.cargo/bin`.
+fn installed() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|path| {
             std::env::split_paths(&path)
@@ -92,10 +102,7 @@ pub fn binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(PathBuf::from(home).join(".cargo/bin/rnacos"));
     }
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .context("no rnacos binary: cargo install rnacos --locked, or pass --rnacos-bin")
+    candidates.into_iter().find(|p| p.is_file())
 }
 
 /// What `rnacos --version` prints, e.g. `rnacos 0.8.8`.
