@@ -105,15 +105,20 @@ pub struct LeaseKeeper {
     wake: Notify,
 }
 
+/// How long a question may take to reach a leader and be answered,
+/// elections included.
+fn ask_timeout(election_timeout: Duration) -> Duration {
+    election_timeout.max(Duration::from_secs(1)) * 5
+}
+
 fn ttl(secs: i64) -> Duration {
     Duration::from_secs(u64::try_from(secs).unwrap_or(0))
 }
 
 impl LeaseKeeper {
     pub fn new(registry: Arc<Registry>, election_timeout: Duration) -> Arc<Self> {
-        let forward_timeout = election_timeout.max(Duration::from_secs(1)) * 5;
         Arc::new(Self {
-            forwarder: Forwarder::spawn(registry.peers().clone(), forward_timeout),
+            forwarder: Forwarder::spawn(registry.peers().clone(), ask_timeout(election_timeout)),
             registry,
             election_timeout,
             deadlines: Mutex::new(Deadlines::default()),
@@ -187,8 +192,7 @@ impl LeaseKeeper {
 
     /// Asks the leader (this server or another), retrying through an election.
     pub async fn ask(&self, request: KeeperRequest) -> Result<Option<i64>, RegistryError> {
-        let timeout = self.election_timeout.max(Duration::from_secs(1)) * 5;
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + ask_timeout(self.election_timeout);
         loop {
             let answer = match self.registry.leader() {
                 Some((id, _)) if id == self.registry.id() => Some(self.answer_local(request)),
