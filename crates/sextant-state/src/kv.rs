@@ -11,6 +11,7 @@
 //! its lease → keys and session → keys indexes up to date from the events that
 //! every write emits (the same events that feed watchers).
 
+mod conditions;
 mod event;
 mod invariants;
 mod query;
@@ -20,6 +21,7 @@ mod restore;
 mod tests;
 mod write;
 
+pub use conditions::{KvCondition, LockAction};
 pub use event::{KvEvent, KvEventKind};
 pub use query::{RangeQuery, RangeResult, SortOrder, SortTarget};
 pub(crate) use write::PutRequest;

@@ -2,7 +2,7 @@
 //! Locks and leases are tested through the state machine, which owns them.
 
 use super::*;
-use crate::command::{KvCondition, LockAction};
+use super::{KvCondition, LockAction};
 use crate::ApplyError;
 
 /// A store driven one revision at a time, as the state machine drives it.

@@ -2,7 +2,7 @@
 //! reports what it did as `KvEvent`s; none of them can fail half-way.
 
 use super::{KeyValue, KvEvent, KvStore, Version};
-use crate::command::{KvCondition, LockAction};
+use super::{KvCondition, LockAction};
 use crate::lease::LeaseId;
 use crate::ApplyError;
 
