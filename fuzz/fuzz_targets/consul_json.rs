@@ -1,7 +1,7 @@
-//! libFuzzer entry for `sextant_server::fuzzing::consul_json`; the body lives in the
+//! libFuzzer entry for `sextant_consul::fuzzing::consul_json`; the body lives in the
 //! crate so that the seeded stable tests run the very same code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| sextant_server::fuzzing::consul_json(data));
+fuzz_target!(|data: &[u8]| sextant_consul::fuzzing::consul_json(data));

@@ -1,6 +1,5 @@
 //! `/v1/agent/self` and `/v1/agent/members`: this server, and the servers it knows.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -8,9 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::HttpState;
-use crate::raft::network::Method;
-use crate::raft::rpc::Hello;
-use crate::raft::{NodeId, ServerNode};
+use sextant_core::{NodeId, ServerNode};
 
 /// How long a member may take to answer before it is shown as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -70,8 +67,8 @@ pub async fn agent_self(State(http): State<HttpState>) -> Json<Value> {
         "Meta": {},
         "Stats": {
             "raft": {
-                "state": format!("{:?}", registry.metrics().state),
-                "term": registry.metrics().current_term.to_string(),
+                "state": registry.status().role.as_str(),
+                "term": registry.term().to_string(),
             },
         },
     }))
@@ -79,25 +76,13 @@ pub async fn agent_self(State(http): State<HttpState>) -> Json<Value> {
 
 /// Every server of the Raft configuration, each probed now for liveness.
 pub async fn members(State(http): State<HttpState>) -> Json<Vec<Value>> {
-    let metrics = http.registry.metrics();
-    let nodes: BTreeMap<NodeId, ServerNode> = metrics
-        .membership_config
-        .membership()
-        .nodes()
-        .map(|(id, node)| (*id, node.clone()))
-        .collect();
-    let me = http.discovery.introduce().await;
-    let probes = nodes.iter().map(|(id, node)| {
-        let peers = http.peers.clone();
-        let me = me.clone();
-        let own = *id == http.registry.id();
+    let membership = http.registry.status().membership;
+    let probes = membership.nodes().map(|(id, node)| {
+        let discovery = http.discovery.clone();
+        let own = id == http.registry.id();
         async move {
-            let alive = own
-                || peers
-                    .call::<Hello, Hello>(&node.raft_addr, Method::Hello, &me, PROBE_TIMEOUT)
-                    .await
-                    .is_ok();
-            member(*id, node, if alive { ALIVE } else { FAILED })
+            let alive = own || discovery.answers(node, PROBE_TIMEOUT).await;
+            member(id, node, if alive { ALIVE } else { FAILED })
         }
     });
     Json(futures::future::join_all(probes).await)

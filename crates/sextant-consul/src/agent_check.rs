@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
@@ -19,12 +19,11 @@ use sextant_state::Op;
 use super::agent_service::{carry_over, parse_filter};
 use super::consul_json::{parse_object, Fields};
 use super::error::HttpError;
-use super::forward::{self, CHECK_NODE};
 use super::params::Params;
 use super::registration::{self};
 use super::{apply, lookup, render, HttpState};
-use crate::health::node_health::SERF_CHECK_ID;
-use crate::health::TtlUpdateError;
+use sextant_core::health::node_health::SERF_CHECK_ID;
+use sextant_core::health::TtlUpdateError;
 
 pub async fn register(State(http): State<HttpState>, body: Bytes) -> Result<Response, HttpError> {
     let registration = registration::agent_check(&body).map_err(|e| HttpError::bad_request(e.0))?;
@@ -42,8 +41,8 @@ pub async fn deregister(
     Path(check_id): Path<String>,
 ) -> Result<Response, HttpError> {
     let node = {
-        let state = http.registry.state().read();
-        lookup::check_node(&state.machine, &http.registry.node().name, &check_id)
+        let state = http.registry.view();
+        lookup::check_node(&state, &http.registry.node().name, &check_id)
     };
     if let Some(node) = node {
         apply::write(&http, Op::DeregisterCheck { node, check_id }).await?;
@@ -57,8 +56,8 @@ pub async fn list(
     params: Params,
 ) -> Result<Json<BTreeMap<String, Value>>, HttpError> {
     let filter = parse_filter(&params)?;
-    let state = http.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = http.registry.view();
+    let catalog = state.catalog();
     let checks = catalog
         .checks_of_node(&http.registry.node().name)
         .filter(|c| c.id != SERF_CHECK_ID)
@@ -68,41 +67,39 @@ pub async fn list(
     Ok(Json(checks))
 }
 
+/// The `?note=` of a `pass`, `warn` or `fail`: the check's new output.
+fn note(params: &Params) -> String {
+    params.text("note").unwrap_or("").to_owned()
+}
+
 pub async fn pass(
     state: State<HttpState>,
     id: Path<String>,
     params: Params,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let note = params.text("note").unwrap_or("").to_owned();
-    ttl_update(state, id, headers, CheckStatus::Passing, note).await
+    ttl_update(state, id, CheckStatus::Passing, note(&params)).await
 }
 
 pub async fn warn(
     state: State<HttpState>,
     id: Path<String>,
     params: Params,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let note = params.text("note").unwrap_or("").to_owned();
-    ttl_update(state, id, headers, CheckStatus::Warning, note).await
+    ttl_update(state, id, CheckStatus::Warning, note(&params)).await
 }
 
 pub async fn fail(
     state: State<HttpState>,
     id: Path<String>,
     params: Params,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let note = params.text("note").unwrap_or("").to_owned();
-    ttl_update(state, id, headers, CheckStatus::Critical, note).await
+    ttl_update(state, id, CheckStatus::Critical, note(&params)).await
 }
 
 /// `PUT /v1/agent/check/update/:id` with `{"Status": …, "Output": …}`.
 pub async fn update(
     state: State<HttpState>,
     id: Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let value = parse_object(&body).map_err(|e| HttpError::bad_request(e.0))?;
@@ -123,58 +120,39 @@ pub async fn update(
         .string("Output")
         .map_err(|e| HttpError::bad_request(e.0))?
         .unwrap_or_default();
-    ttl_update(state, id, headers, status, output).await
+    ttl_update(state, id, status, output).await
 }
 
 async fn ttl_update(
     State(http): State<HttpState>,
     Path(check_id): Path<String>,
-    headers: HeaderMap,
     status: CheckStatus,
     output: String,
 ) -> Result<Response, HttpError> {
-    let forwarded = forward::was_forwarded(&headers);
-    if let Some(seen) = forward::seen_revision(&headers).filter(|_| forwarded) {
-        http.registry.applied_here(seen).await;
-    }
-    let node = match headers.get(CHECK_NODE).and_then(|v| v.to_str().ok()) {
-        Some(node) if forwarded => Some(node.to_owned()),
-        _ => {
-            let state = http.registry.state().read();
-            lookup::check_node(&state.machine, &http.registry.node().name, &check_id)
-        }
+    let node = {
+        let state = http.registry.view();
+        lookup::check_node(&state, &http.registry.node().name, &check_id)
     };
     let Some(node) = node else {
         return Err(HttpError::NotFound(
             TtlUpdateError::UnknownCheck(check_id).to_string(),
         ));
     };
-    // A forwarded update is taken here: it is never passed on twice.
-    let updated = if forwarded {
-        http.health
-            .ttl_update(&node, &check_id, status, &output)
-            .await
-    } else {
-        http.health
-            .ttl_update_routed(&node, &check_id, status, &output)
-            .await
-    };
+    let updated = http
+        .health
+        .ttl_update_routed(&node, &check_id, status, &output)
+        .await;
     match updated {
-        Ok(Some(index)) => {
-            http.registry.applied_here(index).await;
-            Ok(([("X-Consul-Index", index.to_string())], StatusCode::OK).into_response())
+        Ok(Some(revision)) => {
+            http.registry.applied_here(revision).await;
+            Ok(([("X-Consul-Index", revision.to_string())], StatusCode::OK).into_response())
         }
         Ok(None) => Ok(StatusCode::OK.into_response()),
         Err(TtlUpdateError::Registry(e)) => Err(e.into()),
         Err(e @ TtlUpdateError::UnknownCheck(_)) => Err(HttpError::NotFound(e.to_string())),
         Err(e @ TtlUpdateError::NotTtl(_)) => Err(HttpError::bad_request(e.to_string())),
-        Err(e @ TtlUpdateError::OwnerUnreachable { .. }) => {
-            Ok((StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response())
-        }
-        Err(TtlUpdateError::Owner { status, reason, .. }) => Ok((
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            reason,
-        )
-            .into_response()),
+        Err(
+            e @ (TtlUpdateError::OwnerUnreachable { .. } | TtlUpdateError::OwnerRefused { .. }),
+        ) => Ok((StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()),
     }
 }

@@ -48,8 +48,8 @@ pub fn carry_over(
     node: &str,
     checks: Vec<CheckRegistration>,
 ) -> Vec<sextant_state::catalog::Check> {
-    let state = http.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = http.registry.view();
+    let catalog = state.catalog();
     checks
         .into_iter()
         .map(|registration| {
@@ -71,8 +71,8 @@ pub async fn deregister(
     Path(service_id): Path<String>,
 ) -> Result<Response, HttpError> {
     let node = {
-        let state = http.registry.state().read();
-        lookup::service_node(&state.machine, &http.registry.node().name, &service_id)
+        let state = http.registry.view();
+        lookup::service_node(&state, &http.registry.node().name, &service_id)
     };
     if let Some(node) = node {
         apply::write(&http, Op::DeregisterService { node, service_id }).await?;
@@ -85,9 +85,8 @@ pub async fn list(
     params: Params,
 ) -> Result<Json<BTreeMap<String, Value>>, HttpError> {
     let filter = parse_filter(&params)?;
-    let state = http.registry.state().read();
+    let state = http.registry.view();
     let services = state
-        .machine
         .catalog()
         .node_services(&http.registry.node().name)
         .map(|s| (s.id.clone(), render::agent_service(s)))
@@ -100,9 +99,9 @@ pub async fn get(
     State(http): State<HttpState>,
     Path(service_id): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    let state = http.registry.state().read();
-    let node = lookup::service_node(&state.machine, &http.registry.node().name, &service_id);
-    node.and_then(|node| state.machine.catalog().service(&node, &service_id))
+    let state = http.registry.view();
+    let node = lookup::service_node(&state, &http.registry.node().name, &service_id);
+    node.and_then(|node| state.catalog().service(&node, &service_id))
         .map(|s| Json(render::agent_service(s)))
         .ok_or_else(|| HttpError::NotFound(format!("unknown service ID: {service_id}")))
 }
@@ -125,8 +124,8 @@ pub fn parse_filter(params: &Params) -> Result<Option<Filter>, HttpError> {
 /// this agent with their checks; 200 when all pass, 429 when the worst is a
 /// warning, 503 when any is critical (load balancers read only the code).
 pub async fn health_by_name(State(http): State<HttpState>, Path(name): Path<String>) -> Response {
-    let state = http.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = http.registry.view();
+    let catalog = state.catalog();
     let local = &http.registry.node().name;
     let instances: Vec<_> = catalog
         .instances(&name)
@@ -159,8 +158,8 @@ pub async fn health_by_id(
     State(http): State<HttpState>,
     Path(service_id): Path<String>,
 ) -> Response {
-    let state = http.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = http.registry.view();
+    let catalog = state.catalog();
     let local = &http.registry.node().name;
     let Some(service) = catalog.service(local, &service_id) else {
         return (

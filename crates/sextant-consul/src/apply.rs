@@ -15,7 +15,7 @@ use super::HttpState;
 /// command the state machine rejected.
 pub async fn write(http: &HttpState, op: Op) -> Result<Applied, HttpError> {
     let outcome = http.registry.write(op).await?;
-    http.registry.applied_here(outcome.index).await;
+    http.registry.applied_here(outcome.revision).await;
     match outcome.response {
         Applied::Rejected(e) => Err(HttpError::bad_request(e.to_string())),
         response => Ok(response),

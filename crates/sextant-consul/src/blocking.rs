@@ -12,8 +12,8 @@ use sextant_state::StateMachine;
 
 use super::error::HttpError;
 use super::params::Params;
-use crate::registry::{Consistency, Registry};
-use crate::telemetry::{self, InFlight};
+use sextant_core::registry::{Consistency, Registry};
+use sextant_core::telemetry::{self, InFlight};
 
 /// A query's answer with its `X-Consul-*` headers.
 pub struct Indexed<T> {
@@ -33,9 +33,9 @@ pub async fn query<T>(
     let blocking = params.blocking()?;
     registry.read_barrier(consistency).await?;
     let run = || {
-        let state = registry.state().read();
-        let revision = state.machine.revision();
-        let (index, value) = evaluate(&state.machine);
+        let state = registry.view();
+        let revision = state.revision();
+        let (index, value) = evaluate(&state);
         (revision, index, value)
     };
     let (mut revision, mut index, mut value) = run();

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::registry::RegistryError;
+use sextant_core::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

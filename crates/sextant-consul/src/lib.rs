@@ -13,7 +13,9 @@ mod catalog;
 pub mod consul_json;
 mod error;
 pub mod filter;
-pub(crate) mod forward;
+/// Fuzz target bodies, shared by `fuzz/` and the seeded tests; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod go_duration;
 mod health;
 mod kv;
@@ -37,20 +39,18 @@ use std::sync::Arc;
 use axum::routing::{delete, get, put};
 use axum::Router;
 
-use crate::cluster::discovery::Discovery;
-use crate::raft::network::PeerClients;
-use crate::registry::Registry;
+use sextant_core::cluster::discovery::Discovery;
+use sextant_core::registry::Registry;
 
 /// What every HTTP handler can reach.
 #[derive(Clone)]
 pub struct HttpState {
     pub registry: Arc<Registry>,
     pub discovery: Arc<Discovery>,
-    pub peers: PeerClients,
     /// Largest KV value accepted (Consul: 512 KiB).
     pub max_value_bytes: usize,
     /// Check ownership, TTL updates and session renewals.
-    pub health: Arc<crate::health::Health>,
+    pub health: Arc<sextant_core::health::Health>,
     /// Rendered answers shared by identical service queries.
     pub shared: Arc<service_query::SharedEvaluations>,
 }
@@ -133,7 +133,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(body_limit)
         // Counts every request by its route template (MatchedPath is set by
         // the time a `layer` runs).
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(sextant_core::http_metrics::track))
         // A bug in one handler answers 500 to that request instead of
         // dropping the connection; the server itself keeps running.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

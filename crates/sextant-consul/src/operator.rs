@@ -29,24 +29,23 @@ pub struct RaftConfiguration {
 }
 
 pub async fn configuration(State(http): State<HttpState>) -> Json<RaftConfiguration> {
-    let metrics = http.registry.metrics();
-    let stored = metrics.membership_config.clone();
-    let membership = stored.membership();
+    let status = http.registry.status();
+    let membership = &status.membership;
     let servers = membership
         .nodes()
         .map(|(id, node)| RaftServer {
             id: id.to_string(),
             node: node.name.clone(),
             address: node.raft_addr.clone(),
-            leader: metrics.current_leader == Some(*id),
-            voter: membership.voter_ids().any(|v| v == *id),
+            leader: status.leader == Some(id),
+            voter: membership.is_voter(id),
             protocol_version: "3".into(),
         })
         .collect();
     Json(RaftConfiguration {
         servers,
         // Consul's indexes are never 0; the bootstrap configuration sits at 0.
-        index: stored.log_id().map(|l| l.index).unwrap_or(0).max(1),
+        index: membership.log_index().unwrap_or(0).max(1),
     })
 }
 
@@ -55,8 +54,7 @@ pub async fn remove_peer(
     State(http): State<HttpState>,
     params: Params,
 ) -> Result<StatusCode, HttpError> {
-    let metrics = http.registry.metrics();
-    let membership = metrics.membership_config.membership();
+    let membership = http.registry.status().membership;
     let id = match (params.text("id"), params.text("address")) {
         (Some(id), _) => id
             .parse()
@@ -64,11 +62,11 @@ pub async fn remove_peer(
         (None, Some(address)) => membership
             .nodes()
             .find(|(_, node)| node.raft_addr == address)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .ok_or_else(|| HttpError::NotFound(format!("address {address:?} was not found in the Raft configuration")))?,
         (None, None) => return Err(HttpError::bad_request("Must specify either ?id with the server's ID or ?address with IP:port of peer to remove")),
     };
-    if membership.get_node(&id).is_none() {
+    if membership.node(id).is_none() {
         return Err(HttpError::NotFound(format!(
             "id {id:?} was not found in the Raft configuration"
         )));

@@ -18,9 +18,8 @@ pub async fn owners(State(http): State<HttpState>) -> Json<Value> {
         None if id == view.me => me.clone(),
         None => id.to_string(),
     };
-    let state = http.registry.state().read();
+    let state = http.registry.view();
     let checks: Vec<Value> = state
-        .machine
         .catalog()
         .checks()
         .filter(|c| !matches!(c.definition.kind, CheckKind::External))

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 
 use super::error::HttpError;
 use super::go_duration;
-use crate::registry::Consistency;
+use sextant_core::registry::Consistency;
 
 /// Consul's default and largest blocking-query wait.
 const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);

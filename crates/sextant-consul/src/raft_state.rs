@@ -2,11 +2,10 @@
 
 use axum::extract::State;
 use axum::Json;
-use openraft::ServerState;
 use serde::Serialize;
 
 use super::HttpState;
-use crate::raft::NodeId;
+use sextant_core::NodeId;
 
 #[derive(Serialize)]
 pub struct RaftState {
@@ -24,25 +23,18 @@ pub struct RaftState {
 }
 
 pub async fn raft_state(State(http): State<HttpState>) -> Json<RaftState> {
-    let metrics = http.registry.metrics();
-    let membership = metrics.membership_config.membership();
-    let state = match metrics.state {
-        ServerState::Leader => "Leader",
-        ServerState::Follower => "Follower",
-        ServerState::Candidate => "Candidate",
-        ServerState::Learner => "Learner",
-        ServerState::Shutdown => "Shutdown",
-    };
+    let status = http.registry.status();
+    let membership = &status.membership;
     Json(RaftState {
         node_id: http.registry.id(),
         name: http.registry.node().name.clone(),
-        state,
-        term: metrics.current_term,
-        leader_id: metrics.current_leader,
-        last_log_index: metrics.last_log_index,
-        last_applied: metrics.last_applied.map(|l| l.index),
-        snapshot_index: metrics.snapshot.map(|l| l.index),
-        purged_index: metrics.purged.map(|l| l.index),
+        state: status.role.as_str(),
+        term: status.term,
+        leader_id: status.leader,
+        last_log_index: status.last_log_index,
+        last_applied: status.last_applied_index,
+        snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
         voters: membership.voter_ids().collect(),
         learners: membership.learner_ids().collect(),
     })

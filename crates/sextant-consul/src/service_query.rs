@@ -22,9 +22,9 @@ use sextant_state::StateMachine;
 use super::blocking::{jitter, query_headers};
 use super::error::HttpError;
 use super::params::Params;
-use crate::registry::Registry;
-use crate::telemetry::{self, InFlight};
-use crate::watch_hub::WatchHub;
+use sextant_core::registry::Registry;
+use sextant_core::telemetry::{self, InFlight};
+use sextant_core::watch_hub::WatchHub;
 
 /// Bodies kept; past this many distinct queries the cache starts over (a
 /// cache miss only costs one evaluation).
@@ -99,18 +99,18 @@ pub async fn query(
     let blocking = params.blocking()?;
     // Subscribe before reading, so a change between the read and the wait
     // is not missed.
-    let hub: &WatchHub = registry.state().hub();
+    let hub: &WatchHub = registry.hub();
     let mut changes = hub.subscribe_service(service);
     registry.read_barrier(consistency).await?;
     // Whatever was published before this point is in the state read below.
     changes.mark_unchanged();
     let run = || {
-        let state = registry.state().read();
-        let index = state.machine.catalog().service_index(service);
+        let state = registry.view();
+        let index = state.catalog().service_index(service);
         let body = shared.body(&key, index, || {
-            Bytes::from(serde_json::to_vec(&evaluate(&state.machine)).unwrap_or_default())
+            Bytes::from(serde_json::to_vec(&evaluate(&state)).unwrap_or_default())
         });
-        (state.machine.revision(), index, body)
+        (state.revision(), index, body)
     };
     let (revision, mut index, mut body) = run();
     if let Some(blocking) = blocking {

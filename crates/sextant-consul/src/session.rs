@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::Rng;
@@ -18,10 +17,10 @@ use sextant_state::{ApplyError, Op, Response as Applied};
 use super::blocking::{self, Indexed};
 use super::consul_json::{parse_object, DecodeError, Fields};
 use super::error::HttpError;
-use super::forward;
 use super::params::Params;
 use super::{apply, go_duration, HttpState};
-use crate::health::node_health::SERF_CHECK_ID;
+use sextant_core::health::node_health::SERF_CHECK_ID;
+use sextant_core::registry::Consistency;
 
 /// Consul's bounds for a session TTL, and its default lock delay.
 const TTL_MIN: Duration = Duration::from_secs(10);
@@ -122,8 +121,8 @@ pub(crate) fn decode(
 
 pub async fn create(State(http): State<HttpState>, body: Bytes) -> Result<Json<Value>, HttpError> {
     let session = {
-        let state = http.registry.state().read();
-        let catalog = state.machine.catalog();
+        let state = http.registry.view();
+        let catalog = state.catalog();
         decode(&body, &http.registry.node().name, |node| {
             catalog.check(node, SERF_CHECK_ID).is_some()
         })
@@ -131,7 +130,7 @@ pub async fn create(State(http): State<HttpState>, body: Bytes) -> Result<Json<V
     };
     let id = session.id.clone();
     let outcome = http.registry.write(Op::CreateSession { session }).await?;
-    http.registry.applied_here(outcome.index).await;
+    http.registry.applied_here(outcome.revision).await;
     match outcome.response {
         Applied::Rejected(
             e @ (ApplyError::UnknownNode { .. }
@@ -151,47 +150,23 @@ pub async fn destroy(
     Ok(Json(true))
 }
 
-/// Restarts the session's TTL on the leader; a follower passes the request on.
+/// Restarts the session's TTL on the leader; a follower passes the request
+/// on to it over the internal API.
 pub async fn renew(
     State(http): State<HttpState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     // The session must exist as the leader sees it.
-    http.registry
-        .read_barrier(crate::registry::Consistency::Default)
-        .await?;
     let session = {
-        let state = http.registry.state().read();
-        state.machine.sessions().get(&id).cloned()
+        let state = http.registry.read(Consistency::Default).await?;
+        state.sessions().get(&id).cloned()
     };
     let Some(session) = session else {
         return Err(HttpError::NotFound(format!("Session id '{id}' not found")));
     };
     let ttl = Duration::from_millis(session.ttl_ms.unwrap_or(0));
-    if http.health.renew_session(&id, ttl) {
-        return Ok(Json(vec![render(&session)]).into_response());
-    }
-    if forward::was_forwarded(&headers) {
-        return Err(HttpError::Registry(
-            crate::registry::RegistryError::NoLeader,
-        ));
-    }
-    let Some((_, leader)) = http.registry.leader() else {
-        return Err(HttpError::Registry(
-            crate::registry::RegistryError::NoLeader,
-        ));
-    };
-    let path = format!("/v1/session/renew/{}", forward::escape_segment(&id));
-    forward::put(
-        http.health.forward_client(),
-        &leader.http_addr,
-        &path,
-        &[],
-        Vec::new(),
-    )
-    .await
-    .map_err(|e| HttpError::Internal(format!("cannot reach the leader to renew: {e}")))
+    http.health.renew_session_routed(&id, ttl).await?;
+    Ok(Json(vec![render(&session)]).into_response())
 }
 
 pub async fn info(

@@ -1,6 +1,6 @@
 //! `GET /v1/snapshot` and `PUT /v1/snapshot`: the whole replicated state as
 //! one file, and that file restored through Raft (Consul's snapshot API; the
-//! file is Sextant's own format, see [`archive`]).
+//! file is Sextant's own format, see `sextant_core::snapshot_archive`).
 //!
 //! Saving encodes the state at one revision under the state lock, then
 //! streams it in slices of that one buffer. Restoring checks the whole
@@ -8,8 +8,6 @@
 //! state — before anything is proposed, so a bad file changes nothing; then
 //! the snapshot travels as one Raft entry (`Op::RestoreSnapshot`) that every
 //! server applies alike.
-
-pub mod archive;
 
 use std::sync::Arc;
 
@@ -25,9 +23,9 @@ use super::blocking::query_headers;
 use super::error::HttpError;
 use super::params::Params;
 use super::HttpState;
-use crate::raft::network::MAX_MESSAGE_BYTES;
-use crate::registry::{Consistency, Registry};
-use archive::{Header, HEADER_LEN};
+use sextant_core::peer::MAX_MESSAGE_BYTES;
+use sextant_core::registry::{Consistency, Registry};
+use sextant_core::snapshot_archive::{self as archive, Header, HEADER_LEN};
 
 /// The largest snapshot file a restore accepts. The snapshot travels as one
 /// Raft entry: it must fit an AppendEntries message (`MAX_MESSAGE_BYTES`,
@@ -53,12 +51,11 @@ pub fn routes() -> Router<HttpState> {
 /// the default or `?consistent` asks, with the archive header.
 async fn take(registry: Arc<Registry>) -> Result<(Header, Vec<u8>), HttpError> {
     tokio::task::spawn_blocking(move || {
-        let state = registry.state().read();
+        let state = registry.view();
         let body = state
-            .machine
             .encode_snapshot()
             .map_err(|e| HttpError::Internal(format!("cannot encode the snapshot: {e}")))?;
-        Ok((Header::for_body(state.machine.revision(), &body), body))
+        Ok((Header::for_body(state.revision(), &body), body))
     })
     .await
     .map_err(|e| HttpError::Internal(format!("snapshot task failed: {e}")))?
@@ -123,9 +120,9 @@ pub async fn restore(State(http): State<HttpState>, file: Bytes) -> Result<Respo
     if let Applied::Rejected(e) = outcome.response {
         return Err(HttpError::bad_request(e.to_string()));
     }
-    http.registry.applied_here(outcome.index).await;
-    tracing::info!(revision = outcome.index, "snapshot restored");
-    let headers = query_headers(&http.registry, outcome.index, Consistency::Default);
+    http.registry.applied_here(outcome.revision).await;
+    tracing::info!(revision = outcome.revision, "snapshot restored");
+    let headers = query_headers(&http.registry, outcome.revision, Consistency::Default);
     Ok((StatusCode::OK, headers).into_response())
 }
 

@@ -17,12 +17,13 @@ pub async fn leader(State(http): State<HttpState>) -> Json<String> {
 
 /// The raft addresses of the voting servers.
 pub async fn peers(State(http): State<HttpState>) -> Json<Vec<String>> {
-    let metrics = http.registry.metrics();
-    let membership = metrics.membership_config.membership();
-    let voters = membership
-        .voter_ids()
-        .filter_map(|id| membership.get_node(&id))
-        .map(|node| node.raft_addr.clone())
+    let voters = http
+        .registry
+        .status()
+        .membership
+        .voters()
+        .into_values()
+        .map(|node| node.raft_addr)
         .collect();
     Json(voters)
 }

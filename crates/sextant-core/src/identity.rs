@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::raft::NodeId;
+use crate::node::NodeId;
 
 const NODE_ID_FILE: &str = "node-id";
 pub const ADDRESSES_FILE: &str = "addresses.json";
@@ -44,7 +44,11 @@ pub fn node_id(data_dir: &Path) -> io::Result<NodeId> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // Zero is reserved: etcd clients treat member id 0 as "none".
             let id = rand::random::<u64>().max(1);
-            crate::atomic_file::replace(data_dir, NODE_ID_FILE, id.to_string().as_bytes())?;
+            sextant_storage::atomic_file::replace(
+                data_dir,
+                NODE_ID_FILE,
+                id.to_string().as_bytes(),
+            )?;
             Ok(id)
         }
         Err(e) => Err(e),
@@ -68,5 +72,5 @@ pub fn sticky(configured: SocketAddr, previous: Option<SocketAddr>) -> SocketAdd
 
 pub fn write_advertised(data_dir: &Path, advertised: &Advertised) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(advertised).map_err(io::Error::other)?;
-    crate::atomic_file::replace(data_dir, ADDRESSES_FILE, &json)
+    sextant_storage::atomic_file::replace(data_dir, ADDRESSES_FILE, &json)
 }

@@ -1,46 +1,48 @@
 //! The server side of the internal gRPC API: each method decodes its frame,
-//! hands it to openraft, the registry or discovery, and encodes the answer.
+//! hands it to openraft, the registry, discovery, the lease keeper or health
+//! checking, and encodes the answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use sextant_proto::internal::internal_server::Internal;
 use sextant_proto::internal::Frame;
 use tonic::{Request, Response, Status};
 
-use super::rpc::{
-    decode, encode, ForwardRequest, Hello, JoinRequest, LeaveRequest, ReadIndexRequest,
-};
-use super::{NodeId, TypeConfig};
 use crate::cluster::discovery::Discovery;
+use crate::health::Health;
 use crate::lease_keeper::{KeeperRequest, LeaseKeeper};
+use crate::node::NodeId;
+use crate::peer::{
+    decode, encode, ForwardRequest, Hello, JoinRequest, LeaveRequest, ReadIndexRequest,
+    RenewSessionRequest, RenewSessionResponse, TtlUpdateRequest,
+};
+use crate::raft::TypeConfig;
 use crate::registry::Registry;
 
 pub struct InternalService {
     registry: Arc<Registry>,
     discovery: Arc<Discovery>,
     /// Answers followers' etcd keep-alives while this server leads.
-    lease_keeper: Option<Arc<LeaseKeeper>>,
+    lease_keeper: Arc<LeaseKeeper>,
+    /// Takes the TTL updates and session renewals other servers pass on.
+    health: Arc<Health>,
 }
 
 impl InternalService {
-    pub fn new(registry: Arc<Registry>, discovery: Arc<Discovery>) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        discovery: Arc<Discovery>,
+        lease_keeper: Arc<LeaseKeeper>,
+        health: Arc<Health>,
+    ) -> Self {
         Self {
             registry,
             discovery,
-            lease_keeper: None,
+            lease_keeper,
+            health,
         }
-    }
-
-    pub fn with_lease_keeper(mut self, keeper: Arc<LeaseKeeper>) -> Self {
-        self.lease_keeper = Some(keeper);
-        self
-    }
-
-    fn keeper(&self) -> Result<&LeaseKeeper, Status> {
-        self.lease_keeper
-            .as_deref()
-            .ok_or_else(|| Status::unavailable("no lease keeper on this server"))
     }
 }
 
@@ -96,13 +98,26 @@ impl Internal for InternalService {
 
     async fn lease_keeper(&self, request: Request<Frame>) -> Answer {
         let rpc: KeeperRequest = decode(request.get_ref())?;
-        answer(&self.keeper()?.answer_local(rpc))
+        answer(&self.lease_keeper.answer_local(rpc))
     }
 
     async fn lease_keepers(&self, request: Request<Frame>) -> Answer {
         let rpcs: Vec<KeeperRequest> = decode(request.get_ref())?;
-        let keeper = self.keeper()?;
+        let keeper = &self.lease_keeper;
         let answers: Vec<_> = rpcs.into_iter().map(|r| keeper.answer_local(r)).collect();
         answer(&answers)
+    }
+
+    async fn ttl_update(&self, request: Request<Frame>) -> Answer {
+        let rpc: TtlUpdateRequest = decode(request.get_ref())?;
+        answer(&self.health.ttl_update_passed_on(rpc).await)
+    }
+
+    async fn renew_session(&self, request: Request<Frame>) -> Answer {
+        let rpc: RenewSessionRequest = decode(request.get_ref())?;
+        let renewed: RenewSessionResponse = self
+            .health
+            .renew_session(&rpc.id, Duration::from_millis(rpc.ttl_ms));
+        answer(&renewed)
     }
 }

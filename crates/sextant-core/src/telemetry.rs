@@ -1,5 +1,6 @@
-//! Prometheus metrics: the names of the families, the recorder, and the
-//! gauges refreshed from this server's state when `/metrics` is scraped.
+//! Prometheus metrics: the names of the families and the recorder. The
+//! gauges refreshed from this server's state when `/metrics` is scraped are
+//! set by [`crate::scrape`].
 //!
 //! The recorder is process-global (the `metrics` macros write to one global
 //! recorder), installed once by the first server in the process. Tests that
@@ -12,10 +13,6 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
-use openraft::ServerState;
-use sextant_state::catalog::CheckStatus;
-
-use crate::registry::Registry;
 
 pub const RAFT_TERM: &str = "sextant_raft_term";
 pub const RAFT_IS_LEADER: &str = "sextant_raft_is_leader";
@@ -26,9 +23,9 @@ pub const RAFT_SNAPSHOT_INDEX: &str = "sextant_raft_snapshot_index";
 /// From `Registry::write` to the entry applied here (or to the forwarded
 /// answer): commit and apply latency as a client sees it.
 pub const RAFT_WRITE_SECONDS: &str = "sextant_raft_write_seconds";
-pub const STORAGE_FSYNC_SECONDS: &str = "sextant_storage_fsync_seconds";
-pub const STORAGE_FSYNCS: &str = "sextant_storage_fsyncs_total";
-pub const STORAGE_BYTES_WRITTEN: &str = "sextant_storage_bytes_written_total";
+pub use sextant_storage::metric_names::{
+    STORAGE_BYTES_WRITTEN, STORAGE_FSYNCS, STORAGE_FSYNC_SECONDS,
+};
 pub const HTTP_REQUESTS: &str = "sextant_http_requests_total";
 pub const HTTP_REQUEST_SECONDS: &str = "sextant_http_request_duration_seconds";
 /// Calls on the client gRPC port by method path and status code name.
@@ -114,79 +111,6 @@ fn register_families() {
     }
 }
 
-/// Sets the gauges derived from Raft and the applied state, then renders.
-pub fn render(registry: &Registry) -> String {
-    let handle = handle();
-    refresh(registry);
-    handle.run_upkeep();
-    handle.render()
-}
-
-fn refresh(registry: &Registry) {
-    let raft = registry.metrics();
-    gauge!(RAFT_TERM).set(raft.current_term as f64);
-    gauge!(RAFT_IS_LEADER).set(f64::from(u8::from(raft.state == ServerState::Leader)));
-    gauge!(RAFT_LAST_LOG_INDEX).set(raft.last_log_index.unwrap_or(0) as f64);
-    gauge!(RAFT_LAST_APPLIED_INDEX).set(raft.last_applied.map_or(0, |id| id.index) as f64);
-    gauge!(RAFT_SNAPSHOT_INDEX).set(raft.snapshot.map_or(0, |id| id.index) as f64);
-
-    let (checks, leases, sessions, services, instances) = {
-        let state = registry.state().read();
-        let machine = &state.machine;
-        let catalog = machine.catalog();
-        let mut checks = [0u64; 4];
-        for check in catalog.checks() {
-            checks[status_slot(check.status)] += 1;
-        }
-        (
-            checks,
-            machine.leases().len(),
-            machine.sessions().len(),
-            catalog.service_names().len(),
-            catalog.services().count(),
-        )
-    };
-    for status in STATUSES {
-        gauge!(HEALTH_CHECKS, "status" => status.as_str()).set(checks[status_slot(status)] as f64);
-    }
-    gauge!(LEASES).set(leases as f64);
-    gauge!(SESSIONS).set(sessions as f64);
-    gauge!(SERVICES).set(services as f64);
-    gauge!(SERVICE_INSTANCES).set(instances as f64);
-    if let Some(bytes) = resident_memory_bytes() {
-        gauge!(RESIDENT_MEMORY).set(bytes as f64);
-    }
-}
-
-const STATUSES: [CheckStatus; 4] = [
-    CheckStatus::Passing,
-    CheckStatus::Warning,
-    CheckStatus::Critical,
-    CheckStatus::Maintenance,
-];
-
-fn status_slot(status: CheckStatus) -> usize {
-    match status {
-        CheckStatus::Passing => 0,
-        CheckStatus::Warning => 1,
-        CheckStatus::Critical => 2,
-        CheckStatus::Maintenance => 3,
-    }
-}
-
-/// `VmRSS` from `/proc/self/status` (in kB there, so no page size is needed);
-/// `None` where there is no procfs.
-fn resident_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_vm_rss(&status)
-}
-
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Observes the time since it was made into a latency histogram.
 pub fn observe_seconds(name: &'static str, elapsed: Duration) {
     histogram!(name).record(elapsed.as_secs_f64());
@@ -206,17 +130,5 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         gauge!(self.0).decrement(1.0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_resident_memory_in_bytes() {
-        let status = "Name:\tsextant\nVmPeak:\t  100 kB\nVmRSS:\t    2048 kB\n";
-        assert_eq!(parse_vm_rss(status), Some(2048 * 1024));
-        assert_eq!(parse_vm_rss("Name: x\n"), None);
     }
 }

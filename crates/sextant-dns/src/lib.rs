@@ -6,7 +6,9 @@
 //! `resolve` turns a question into records (pure); `server` owns the sockets,
 //! the wire format (hickory-proto) and the response codes.
 
+pub mod config;
 pub mod resolve;
 pub mod server;
 
+pub use config::DnsConfig;
 pub use server::{bind, serve, Listeners};

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::resolve::{Answer, Resolver};
-use crate::registry::{Consistency, Registry};
+use sextant_core::registry::{Consistency, Registry};
 
 /// The largest UDP response without EDNS (RFC 1035).
 const UDP_PLAIN_BYTES: usize = 512;
@@ -199,9 +199,9 @@ impl Handler {
                     response.metadata.response_code = ResponseCode::ServFail;
                     return encode(&response);
                 }
-                let state = self.registry.state().read();
+                let state = self.registry.view();
                 self.resolver
-                    .resolve(state.machine.catalog(), query, &mut rand::rng())
+                    .resolve(state.catalog(), query, &mut rand::rng())
             }
             (OpCode::Query, _) => {
                 response.metadata.response_code = ResponseCode::FormErr;

@@ -2,8 +2,6 @@
 //! server, its id the Raft node id, its peer URL the raft address and its
 //! client URL the gRPC address.
 
-use std::collections::BTreeSet;
-
 use sextant_proto::etcd::etcdserverpb::cluster_server::Cluster;
 use sextant_proto::etcd::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
@@ -13,8 +11,8 @@ use tonic::{Request, Response, Status};
 
 use super::error::{status, EtcdError};
 use super::EtcdContext;
-use crate::raft::rpc::JoinRequest;
-use crate::raft::ServerNode;
+use sextant_core::peer::JoinRequest;
+use sextant_core::ServerNode;
 
 pub struct ClusterService {
     ctx: EtcdContext,
@@ -27,12 +25,10 @@ impl ClusterService {
 
     /// Every member as this server's applied membership lists it.
     fn members(&self) -> Vec<Member> {
-        let metrics = self.ctx.registry.metrics();
-        let membership = metrics.membership_config.membership();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let membership = self.ctx.registry.status().membership;
         membership
             .nodes()
-            .map(|(id, node)| member(*id, node, !voters.contains(id)))
+            .map(|(id, node)| member(id, node, !membership.is_voter(id)))
             .collect()
     }
 }

@@ -6,7 +6,7 @@ use sextant_state::txn::TxnInvalid;
 use sextant_state::ApplyError;
 use tonic::{Code, Status};
 
-use crate::registry::RegistryError;
+use sextant_core::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
@@ -112,7 +112,9 @@ impl From<TxnInvalid> for EtcdError {
 impl From<RegistryError> for EtcdError {
     fn from(e: RegistryError) -> EtcdError {
         match e {
-            RegistryError::NoLeader | RegistryError::Timeout { .. } => EtcdError::Timeout,
+            RegistryError::NoLeader
+            | RegistryError::Timeout { .. }
+            | RegistryError::Unavailable { .. } => EtcdError::Timeout,
             RegistryError::ShuttingDown => EtcdError::Stopped,
             RegistryError::Indeterminate { .. } => EtcdError::ConnectionLost,
             RegistryError::Membership(reason) => EtcdError::InvalidArgument(reason),

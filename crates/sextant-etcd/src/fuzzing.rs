@@ -10,7 +10,7 @@ use sextant_state::fuzzing::ByteSource;
 use sextant_state::txn::{Txn, TxnOp, MAX_TXN_OPS};
 use sextant_state::{Command, Op, StateMachine};
 
-use crate::etcd::convert;
+use crate::convert;
 
 /// A machine with a few keys at several revisions, one of them compacted
 /// away, so that reads at old revisions and compare targets meet real data.

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::error::{status, EtcdError};
 use super::{catalog_view, convert, EtcdContext, MAX_REQUEST_BYTES};
-use crate::registry::Consistency;
+use sextant_core::registry::Consistency;
 
 pub struct KvService {
     ctx: EtcdContext,
@@ -36,7 +36,7 @@ impl KvService {
             .await
             .map_err(status)?;
         match outcome.response {
-            Applied::Txn(result) => Ok((result, outcome.index)),
+            Applied::Txn(result) => Ok((result, outcome.revision)),
             Applied::Rejected(e) => Err(status(e)),
             other => Err(status(EtcdError::Internal(format!(
                 "unexpected answer to a txn: {other:?}"
@@ -80,12 +80,12 @@ impl Kv for KvService {
             .await
             .map_err(status)?;
         let (mut result, revision, catalog) = {
-            let state = self.ctx.registry.state().read();
-            let kv = state.machine.kv();
+            let state = self.ctx.registry.view();
+            let kv = state.kv();
             let result = kv.query(&query).map_err(status)?;
             // The catalog view has no history: it joins latest reads only.
             let catalog = if query.revision == 0 {
-                catalog_view::range(state.machine.catalog(), &query.key, &query.range_end)
+                catalog_view::range(state.catalog(), &query.key, &query.range_end)
             } else {
                 Vec::new()
             };
@@ -156,7 +156,7 @@ impl Kv for KvService {
         if let Applied::Rejected(e) = outcome.response {
             return Err(status(e));
         }
-        let header = self.ctx.header(outcome.index);
+        let header = self.ctx.header(outcome.revision);
         Ok(Response::new(CompactionResponse { header }))
     }
 }

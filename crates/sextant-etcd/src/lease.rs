@@ -19,8 +19,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::error::{status, EtcdError};
 use super::EtcdContext;
-use crate::lease_keeper::KeeperRequest;
-use crate::registry::{now_ms, Consistency};
+use sextant_core::lease_keeper::KeeperRequest;
+use sextant_core::registry::{now_ms, Consistency};
 
 /// etcd's largest lease TTL, in seconds.
 const MAX_LEASE_TTL_SECS: i64 = 9_000_000_000;
@@ -83,7 +83,7 @@ impl Lease for LeaseService {
                 _ => {
                     self.ctx.keeper.granted(id, ttl);
                     return Ok(Response::new(LeaseGrantResponse {
-                        header: self.ctx.header(outcome.index),
+                        header: self.ctx.header(outcome.revision),
                         id,
                         ttl,
                         error: String::new(),
@@ -110,7 +110,7 @@ impl Lease for LeaseService {
         }
         self.ctx.keeper.revoked(id);
         Ok(Response::new(LeaseRevokeResponse {
-            header: self.ctx.header(outcome.index),
+            header: self.ctx.header(outcome.revision),
         }))
     }
 
@@ -123,12 +123,12 @@ impl Lease for LeaseService {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(KEEP_ALIVE_BUFFER);
         let ctx = self.ctx.clone();
-        let mut stop = ctx.stop.clone();
+        let stop = ctx.stop.clone();
         // Ends with the client's stream, at the first failure, or on shutdown.
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
-                    _ = super::stopped(&mut stop) => break,
+                    _ = sextant_core::tasks::stopped(stop.clone()) => break,
                     next = inbound.message() => next,
                 };
                 let id = match next {
@@ -164,8 +164,8 @@ impl Lease for LeaseService {
             .await
             .map_err(status)?;
         let found = {
-            let state = self.ctx.registry.state().read();
-            state.machine.leases().get(req.id).map(|lease| {
+            let state = self.ctx.registry.view();
+            state.leases().get(req.id).map(|lease| {
                 let keys: Vec<Vec<u8>> = if req.keys {
                     lease.keys.iter().cloned().collect()
                 } else {
@@ -210,9 +210,8 @@ impl Lease for LeaseService {
             .await
             .map_err(status)?;
         let leases = {
-            let state = self.ctx.registry.state().read();
+            let state = self.ctx.registry.view();
             state
-                .machine
                 .leases()
                 .iter()
                 .map(|l| LeaseStatus { id: l.id })

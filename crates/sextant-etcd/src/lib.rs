@@ -14,6 +14,10 @@ mod cluster;
 // Reached by the fuzz facade (`crate::fuzzing`) for the request checks.
 pub(crate) mod convert;
 mod error;
+/// The fuzz target body of the etcd request checks, shared by `fuzz/` and
+/// the seeded tests; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod kv;
 mod lease;
 mod maintenance;
@@ -32,8 +36,8 @@ use sextant_proto::etcd::etcdserverpb::ResponseHeader;
 use tokio::sync::watch as signal;
 use tonic::transport::server::Router;
 
-use crate::lease_keeper::LeaseKeeper;
-use crate::registry::Registry;
+use sextant_core::lease_keeper::LeaseKeeper;
+use sextant_core::registry::Registry;
 
 pub use catalog_view::PREFIX as CATALOG_PREFIX;
 
@@ -82,8 +86,8 @@ impl EtcdContext {
     /// A response header: the cluster and member ids, the Raft term and the
     /// given revision (0 for calls that do not touch the key space).
     pub fn header(&self, revision: u64) -> Option<ResponseHeader> {
-        let raft_term = self.registry.raft().metrics().borrow().current_term;
-        let cluster_id = self.registry.state().read().machine.cluster_id();
+        let raft_term = self.registry.term();
+        let cluster_id = self.registry.view().cluster_id();
         Some(ResponseHeader {
             cluster_id,
             member_id: self.registry.id(),
@@ -92,16 +96,10 @@ impl EtcdContext {
         })
     }
 
-    /// The store's current revision (the last applied Raft index).
+    /// The store's current revision.
     pub fn revision(&self) -> u64 {
-        self.registry.state().revision()
+        self.registry.revision()
     }
-}
-
-/// Resolves once the server is stopping. The guard `wait_for` returns is
-/// dropped inside, so callers' futures stay `Send`.
-pub async fn stopped(stop: &mut signal::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// Adds every etcd service to a gRPC router.

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::error::{status, EtcdError};
 use super::EtcdContext;
-use crate::registry::Consistency;
+use sextant_core::registry::Consistency;
 
 /// The version reported to etcd clients: an etcd 3.4 API level, with
 /// Sextant's own version as semver build metadata. etcdctl 3.4 accepts it;
@@ -36,9 +36,8 @@ impl MaintenanceService {
     }
 
     fn snapshot_bytes(&self) -> Result<Vec<u8>, Status> {
-        let state = self.ctx.registry.state().read();
+        let state = self.ctx.registry.view();
         state
-            .machine
             .encode_snapshot()
             .map_err(|e| status(EtcdError::Internal(e.to_string())))
     }
@@ -63,23 +62,19 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let metrics = self.ctx.registry.metrics();
+        let status = self.ctx.registry.status();
         // The snapshot's size stands in for etcd's database file size: it is
         // what a restore would hold.
         let db_size = i64::try_from(self.snapshot_bytes()?.len()).unwrap_or(i64::MAX);
-        let learner = !metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|id| id == self.ctx.registry.id());
+        let learner = !status.membership.is_voter(self.ctx.registry.id());
         Ok(Response::new(StatusResponse {
             header: self.ctx.header(self.ctx.revision()),
             version: ETCD_VERSION.to_string(),
             db_size,
-            leader: metrics.current_leader.unwrap_or(0),
-            raft_index: metrics.last_log_index.unwrap_or(0),
-            raft_term: metrics.current_term,
-            raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            leader: status.leader.unwrap_or(0),
+            raft_index: status.last_log_index.unwrap_or(0),
+            raft_term: status.term,
+            raft_applied_index: status.last_applied_index.unwrap_or(0),
             errors: Vec::new(),
             db_size_in_use: db_size,
             is_learner: learner,
@@ -118,8 +113,8 @@ impl Maintenance for MaintenanceService {
             .await
             .map_err(status)?;
         let (hash, compacted, current) = {
-            let state = self.ctx.registry.state().read();
-            let kv = state.machine.kv();
+            let state = self.ctx.registry.view();
+            let kv = state.kv();
             let at = if revision == 0 {
                 kv.revision()
             } else {
@@ -155,7 +150,7 @@ impl Maintenance for MaintenanceService {
         let bytes = self.snapshot_bytes()?;
         let header = self.ctx.header(self.ctx.revision());
         let (tx, rx) = mpsc::channel(4);
-        let mut stop = self.ctx.stop.clone();
+        let stop = self.ctx.stop.clone();
         tokio::spawn(async move {
             let mut remaining = bytes.len();
             for chunk in bytes.chunks(SNAPSHOT_CHUNK_BYTES) {
@@ -166,7 +161,7 @@ impl Maintenance for MaintenanceService {
                     blob: chunk.to_vec(),
                 };
                 tokio::select! {
-                    _ = super::stopped(&mut stop) => return,
+                    _ = sextant_core::tasks::stopped(stop.clone()) => return,
                     sent = tx.send(Ok(message)) => if sent.is_err() { return },
                 }
             }

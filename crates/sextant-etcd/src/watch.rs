@@ -54,15 +54,15 @@ async fn run(
     tx: mpsc::Sender<Result<WatchResponse, Status>>,
 ) {
     // Subscribed before any history is read: see `watch_stream`.
-    let mut batches = ctx.registry.state().hub().subscribe_kv();
-    let mut stop = ctx.stop.clone();
+    let mut batches = ctx.registry.hub().subscribe_kv();
+    let stop = ctx.stop.clone();
     let mut ticker = tokio::time::interval(ctx.config.progress_notify_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.reset();
     let mut stream = WatchStream::new(ctx, tx);
     loop {
         let step: Result<(), Gone> = tokio::select! {
-            _ = super::stopped(&mut stop) => return,
+            _ = sextant_core::tasks::stopped(stop.clone()) => return,
             request = inbound.message() => match request {
                 Ok(Some(request)) => handle(&mut stream, &mut batches, request).await,
                 Ok(None) | Err(_) => return,
@@ -88,7 +88,9 @@ async fn run(
 
 async fn handle(
     stream: &mut WatchStream,
-    batches: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<crate::watch_hub::AppliedBatch>>,
+    batches: &mut tokio::sync::broadcast::Receiver<
+        std::sync::Arc<sextant_core::watch_hub::AppliedBatch>,
+    >,
     request: WatchRequest,
 ) -> Result<(), Gone> {
     match request.request_union {
@@ -110,7 +112,9 @@ async fn handle(
 /// covers them.
 async fn drain(
     stream: &mut WatchStream,
-    batches: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<crate::watch_hub::AppliedBatch>>,
+    batches: &mut tokio::sync::broadcast::Receiver<
+        std::sync::Arc<sextant_core::watch_hub::AppliedBatch>,
+    >,
 ) -> Result<(), Gone> {
     loop {
         match batches.try_recv() {

@@ -21,8 +21,8 @@ use sextant_state::ApplyError;
 use tokio::sync::mpsc;
 
 use super::{catalog_view, convert, EtcdContext};
-use crate::telemetry::{self, InFlight};
-use crate::watch_hub::AppliedBatch;
+use sextant_core::telemetry::{self, InFlight};
+use sextant_core::watch_hub::AppliedBatch;
 
 /// Events per response when replaying history; a revision is never split,
 /// so a response may exceed it by the rest of one revision (etcd sends
@@ -131,8 +131,8 @@ impl WatchStream {
         let start = u64::try_from(req.start_revision).unwrap_or(0);
         let sees_catalog = catalog_view::overlaps(&key, &end);
         let (revision, history, catalog) = {
-            let state = self.ctx.registry.state().read();
-            let kv = state.machine.kv();
+            let state = self.ctx.registry.view();
+            let kv = state.kv();
             let revision = kv.revision();
             let history = if start > 0 && start <= revision {
                 Some(kv.events_since(&key, &end, start))
@@ -140,7 +140,7 @@ impl WatchStream {
                 None
             };
             let catalog = if sees_catalog {
-                catalog_in_range(&state.machine, &key, &end)
+                catalog_in_range(&state, &key, &end)
             } else {
                 BTreeMap::new()
             };
@@ -260,16 +260,11 @@ impl WatchStream {
         if batch.service_names.is_empty() || !self.watchers.values().any(|w| w.sees_catalog) {
             return BTreeMap::new();
         }
-        let state = self.ctx.registry.state().read();
+        let state = self.ctx.registry.view();
         batch
             .service_names
             .iter()
-            .map(|name| {
-                (
-                    name.clone(),
-                    catalog_view::service(state.machine.catalog(), name),
-                )
-            })
+            .map(|name| (name.clone(), catalog_view::service(state.catalog(), name)))
             .collect()
     }
 
@@ -288,14 +283,14 @@ impl WatchStream {
             };
             // One read of the state, so history and view are of one revision.
             let (revision, history, catalog) = {
-                let state = self.ctx.registry.state().read();
-                let kv = state.machine.kv();
+                let state = self.ctx.registry.view();
+                let kv = state.kv();
                 let revision = kv.revision();
                 let history = (watcher.next_rev <= revision)
                     .then(|| kv.events_since(&watcher.key, &watcher.end, watcher.next_rev));
                 let catalog = watcher
                     .sees_catalog
-                    .then(|| catalog_in_range(&state.machine, &watcher.key, &watcher.end));
+                    .then(|| catalog_in_range(&state, &watcher.key, &watcher.end));
                 (revision, history, catalog)
             };
             let (mut events, caught_up) = match history {

@@ -1,7 +1,7 @@
 //! `PUT /nacos/v1/ns/instance/beat`: an ephemeral instance's heartbeat.
 //!
 //! A beat renews the instance's TTL check on the server that owns it (any
-//! server passes it on, see [`crate::health::Health::ttl_update_routed`]);
+//! server passes it on, see [`sextant_core::health::Health::ttl_update_routed`]);
 //! it is a Raft write only when the instance was unhealthy and becomes
 //! healthy again. A beat for an instance that is not registered answers
 //! code 20404, on which Nacos clients register again.
@@ -15,8 +15,8 @@ use super::error::NacosError;
 use super::model::{InstanceKey, ServiceKey, DEFAULT_CLUSTER};
 use super::params::Params;
 use super::{store, NacosState};
-use crate::health::TtlUpdateError;
-use crate::registry::RegistryError;
+use sextant_core::health::TtlUpdateError;
+use sextant_core::registry::RegistryError;
 
 /// Nacos's codes in a beat's answer.
 const CODE_OK: u32 = 10200;
@@ -54,21 +54,22 @@ pub async fn renew(nacos: &NacosState, key: &InstanceKey) -> Result<bool, NacosE
         .ttl_update_routed(&key.node(), &key.check_id(), CheckStatus::Passing, "")
         .await;
     match renewed {
-        Ok(Some(index)) => {
-            nacos.registry.applied_here(index).await;
+        Ok(Some(revision)) => {
+            nacos.registry.applied_here(revision).await;
             Ok(true)
         }
         Ok(None) => Ok(true),
         Err(TtlUpdateError::UnknownCheck(_)) => Ok(false),
         Err(TtlUpdateError::Registry(e)) => Err(e.into()),
-        // Retryable, like a write without a leader: the check is moving.
-        Err(TtlUpdateError::OwnerUnreachable { .. }) => Err(RegistryError::Timeout {
-            what: "the server that runs the instance's health check",
+        // Retryable, like a write without a leader: the check is moving, or
+        // its owner lost touch with the majority.
+        Err(TtlUpdateError::OwnerUnreachable { .. } | TtlUpdateError::OwnerRefused { .. }) => {
+            Err(RegistryError::Timeout {
+                what: "the server that runs the instance's health check",
+            }
+            .into())
         }
-        .into()),
-        Err(e @ (TtlUpdateError::NotTtl(_) | TtlUpdateError::Owner { .. })) => {
-            Err(NacosError::Internal(e.to_string()))
-        }
+        Err(e @ TtlUpdateError::NotTtl(_)) => Err(NacosError::Internal(e.to_string())),
     }
 }
 

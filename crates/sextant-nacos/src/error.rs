@@ -7,7 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::registry::RegistryError;
+use sextant_core::registry::RegistryError;
 
 /// Why a Nacos request failed.
 #[derive(Debug, thiserror::Error)]

@@ -31,8 +31,8 @@ use std::time::Duration;
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use crate::health::Health;
-use crate::registry::Registry;
+use sextant_core::health::Health;
+use sextant_core::registry::Registry;
 
 pub use error::NacosError;
 
@@ -65,8 +65,8 @@ impl Default for NacosConfig {
 impl NacosConfig {
     /// Refuses timers that cannot work (a delete before the instance is
     /// even unhealthy).
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
-        let invalid = |field, reason: &str| crate::config::ConfigError::Invalid {
+    pub fn validate(&self) -> Result<(), sextant_core::ConfigError> {
+        let invalid = |field, reason: &str| sextant_core::ConfigError::Invalid {
             field,
             reason: reason.into(),
         };
@@ -121,7 +121,7 @@ pub fn router(state: NacosState) -> Router {
         )
         .route("/nacos/v1/ns/service/list", get(service::list))
         // Counted and traced like the Consul API's requests (by route template).
-        .layer(axum::middleware::from_fn(crate::http::metrics::track))
+        .layer(axum::middleware::from_fn(sextant_core::http_metrics::track))
         // A bug in one handler answers 500 to that request; the server keeps running.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)

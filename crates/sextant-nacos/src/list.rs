@@ -37,7 +37,7 @@ pub async fn list(State(nacos): State<NacosState>, params: Params) -> Result<Res
         clusters: &key.clusters,
         group_name: &key.service.group,
         hosts: &hosts.json,
-        last_ref_time: crate::registry::now_ms(),
+        last_ref_time: sextant_core::registry::now_ms(),
         name: &key.service.grouped(),
         reach_protection_threshold: hosts.reached_threshold,
         valid: true,
@@ -123,7 +123,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::nacos::model::Timers;
+    use crate::model::Timers;
 
     fn instance(port: u16, healthy: bool, enabled: bool) -> StoredInstance {
         StoredInstance {

@@ -8,7 +8,7 @@ use sextant_state::{KvCondition, LockAction, Op, Response as Applied};
 use super::error::NacosError;
 use super::model::{InstanceKey, ServiceKey, StoredInstance};
 use super::NacosState;
-use crate::registry::RegistryError;
+use sextant_core::registry::RegistryError;
 
 /// Where service definitions live in the key/value store:
 /// `<prefix><namespace>/<group>@@<service>`.
@@ -18,7 +18,7 @@ pub const SERVICE_PREFIX: &str = "/sextant/nacos/services/";
 /// server too, so the client reads its write from here.
 pub async fn write(nacos: &NacosState, op: Op) -> Result<(), NacosError> {
     let outcome = nacos.registry.write(op).await?;
-    nacos.registry.applied_here(outcome.index).await;
+    nacos.registry.applied_here(outcome.revision).await;
     match outcome.response {
         Applied::Rejected(e) => Err(NacosError::bad_request(e.to_string())),
         _ => Ok(()),
@@ -30,14 +30,14 @@ pub async fn write(nacos: &NacosState, op: Op) -> Result<(), NacosError> {
 pub async fn catch_up(nacos: &NacosState) -> Result<(), RegistryError> {
     nacos
         .registry
-        .read_barrier(crate::registry::Consistency::Default)
+        .read_barrier(sextant_core::registry::Consistency::Default)
         .await
 }
 
 /// One registered instance, if it exists.
 pub fn instance(nacos: &NacosState, key: &InstanceKey) -> Option<StoredInstance> {
-    let state = nacos.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = nacos.registry.view();
+    let catalog = state.catalog();
     let node_name = key.node();
     let node = catalog.node(&node_name)?;
     let service = catalog.service(&node_name, &key.id())?;
@@ -64,8 +64,8 @@ pub fn instances(nacos: &NacosState, key: &ServiceKey) -> Vec<StoredInstance> {
 /// of the service's instances (`Catalog::service_index`) they were read at.
 pub fn instances_versioned(nacos: &NacosState, key: &ServiceKey) -> (u64, Vec<StoredInstance>) {
     let grouped = key.grouped();
-    let state = nacos.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = nacos.registry.view();
+    let catalog = state.catalog();
     let instances = catalog
         .instances(&grouped)
         .iter()
@@ -78,8 +78,8 @@ pub fn instances_versioned(nacos: &NacosState, key: &ServiceKey) -> (u64, Vec<St
 /// The catalog's revision of the instances of the service, as
 /// [`instances_versioned`] reports it, without reading them.
 pub fn instances_version(nacos: &NacosState, key: &ServiceKey) -> u64 {
-    let state = nacos.registry.state().read();
-    state.machine.catalog().service_index(&key.grouped())
+    let state = nacos.registry.view();
+    state.catalog().service_index(&key.grouped())
 }
 
 /// The names (without group) of the services of one group in a namespace
@@ -91,8 +91,8 @@ pub fn service_names(nacos: &NacosState, namespace: &str, group: &str) -> Vec<St
         name: String::new(),
     };
     let group_prefix = format!("{group}{}", super::model::GROUP_SEPARATOR);
-    let state = nacos.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = nacos.registry.view();
+    let catalog = state.catalog();
     let mut names: Vec<String> = catalog
         .nodes()
         .filter(|n| probe.owns_node(&n.name))
@@ -103,7 +103,6 @@ pub fn service_names(nacos: &NacosState, namespace: &str, group: &str) -> Vec<St
     let definitions = format!("{SERVICE_PREFIX}{namespace}/{group_prefix}");
     names.extend(
         state
-            .machine
             .kv()
             .list_prefix(definitions.as_bytes())
             .into_iter()
@@ -132,8 +131,8 @@ fn definition_key(key: &ServiceKey) -> Vec<u8> {
 
 /// The service's definition, if one was created.
 pub fn definition(nacos: &NacosState, key: &ServiceKey) -> Option<ServiceDefinition> {
-    let state = nacos.registry.state().read();
-    let kv = state.machine.kv().get(&definition_key(key))?;
+    let state = nacos.registry.view();
+    let kv = state.kv().get(&definition_key(key))?;
     match serde_json::from_slice(&kv.value) {
         Ok(definition) => Some(definition),
         Err(e) => {

@@ -6,7 +6,7 @@ use sextant_proto::v1::{DiscoverRequest, DiscoverResponse};
 use super::error::NativeError;
 use super::selection::Selection;
 use super::NativeContext;
-use crate::registry::Consistency;
+use sextant_core::registry::Consistency;
 
 pub async fn discover(
     ctx: &NativeContext,
@@ -19,8 +19,8 @@ pub async fn discover(
         request.include_unhealthy,
     )?;
     ctx.registry.read_barrier(Consistency::Default).await?;
-    let state = ctx.registry.state().read();
-    let (revision, matching) = selection.evaluate(state.machine.catalog());
+    let state = ctx.registry.view();
+    let (revision, matching) = selection.evaluate(state.catalog());
     Ok(DiscoverResponse {
         instances: matching.into_values().collect(),
         revision,

@@ -3,7 +3,7 @@
 
 use tonic::{Code, Status};
 
-use crate::registry::RegistryError;
+use sextant_core::registry::RegistryError;
 
 /// Why a native API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,8 @@ impl NativeError {
                 RegistryError::NoLeader
                 | RegistryError::Timeout { .. }
                 | RegistryError::ShuttingDown
-                | RegistryError::Indeterminate { .. },
+                | RegistryError::Indeterminate { .. }
+                | RegistryError::Unavailable { .. },
             )
             | Self::ShuttingDown => Code::Unavailable,
             Self::Registry(RegistryError::Membership(_)) => Code::Internal,

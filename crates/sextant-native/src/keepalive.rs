@@ -19,9 +19,11 @@ use tonic::{Status, Streaming};
 
 use super::error::NativeError;
 use super::register::instance_node;
-use super::{stopped, NativeContext};
-use crate::health::TtlUpdateError;
-use crate::registry::Consistency;
+use sextant_core::tasks::stopped;
+
+use super::NativeContext;
+use sextant_core::health::TtlUpdateError;
+use sextant_core::registry::Consistency;
 
 /// TTL updates of one message in flight at once (each may be a request to
 /// another server, the check's owner).
@@ -122,17 +124,13 @@ async fn renew_all(ctx: &NativeContext, instances: &[InstanceRef]) -> Vec<Renewa
 
 async fn renew_one(ctx: &NativeContext, instance: &InstanceRef) -> Renewal {
     let ttl_checks: Vec<(String, String, u64)> = {
-        let state = ctx.registry.state().read();
+        let state = ctx.registry.view();
         let node = if instance.node.is_empty() {
-            instance_node(
-                &state.machine,
-                &ctx.registry.node().name,
-                &instance.instance_id,
-            )
+            instance_node(&state, &ctx.registry.node().name, &instance.instance_id)
         } else {
             Some(instance.node.clone())
         };
-        let catalog = state.machine.catalog();
+        let catalog = state.catalog();
         let Some(node) = node.filter(|n| catalog.service(n, &instance.instance_id).is_some())
         else {
             return Renewal::Unknown;

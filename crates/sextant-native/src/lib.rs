@@ -7,7 +7,7 @@
 //!   `Op::DeregisterService`), answered once committed and applied on the
 //!   receiving server; a `ttl_ms` becomes a TTL check, other checks are the
 //!   HTTP, TCP and gRPC checks the servers probe for the Consul API;
-//! - `KeepAlive` renews TTL checks through [`crate::health::Health::ttl_update_routed`],
+//! - `KeepAlive` renews TTL checks through [`sextant_core::health::Health::ttl_update_routed`],
 //!   the path of Consul's `/v1/agent/check/pass`;
 //! - `Discover` and `Watch` read `Catalog::instances`, the evaluation behind
 //!   `/v1/health/service/:name`, and `Watch` wakes on the watch hub's
@@ -35,8 +35,8 @@ use sextant_proto::v1::registry_server::RegistryServer;
 use tokio::sync::watch as signal;
 use tonic::transport::server::Router;
 
-use crate::health::Health;
-use crate::registry::Registry;
+use sextant_core::health::Health;
+use sextant_core::registry::Registry;
 
 pub use error::NativeError;
 
@@ -45,7 +45,7 @@ pub const NATIVE_NODE: &str = "sextant-native";
 
 /// The largest request accepted, as for the etcd API (a KeepAlive naming
 /// thousands of instances still fits).
-const MAX_DECODING_BYTES: usize = crate::etcd::MAX_DECODING_BYTES;
+const MAX_DECODING_BYTES: usize = 2 * 1024 * 1024;
 
 /// What the calls share.
 #[derive(Clone)]
@@ -64,10 +64,4 @@ pub fn add_service<L>(router: Router<L>, ctx: NativeContext) -> Router<L> {
         RegistryServer::new(service::NativeRegistry::new(ctx))
             .max_decoding_message_size(MAX_DECODING_BYTES),
     )
-}
-
-/// Resolves once the server is stopping (owning its receiver, so the
-/// future can live inside a response stream).
-async fn stopped(mut stop: signal::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }

@@ -14,7 +14,7 @@ use sextant_state::{Op, Response as Applied, StateMachine};
 
 use super::error::NativeError;
 use super::{NativeContext, NATIVE_NODE};
-use crate::registry::Consistency;
+use sextant_core::registry::Consistency;
 
 /// A probed check's timeout when none is given (Consul's default).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -184,8 +184,8 @@ pub async fn register(ctx: &NativeContext, request: RegisterRequest) -> Result<u
 /// through the Consul API: a client re-registering after a reconnect must
 /// not flap its instance to critical until the next keep-alive.
 fn carry_over(ctx: &NativeContext, checks: &mut [Check]) {
-    let state = ctx.registry.state().read();
-    let catalog = state.machine.catalog();
+    let state = ctx.registry.view();
+    let catalog = state.catalog();
     for check in checks {
         if let Some(existing) = catalog.check(&check.node, &check.id) {
             check.status = existing.status;
@@ -208,10 +208,10 @@ pub async fn deregister(
         // Read what the leader has, so an instance registered a moment ago
         // through another server is found.
         ctx.registry.read_barrier(Consistency::Default).await?;
-        let state = ctx.registry.state().read();
-        match instance_node(&state.machine, &ctx.registry.node().name, &instance_id) {
+        let state = ctx.registry.view();
+        match instance_node(&state, &ctx.registry.node().name, &instance_id) {
             Some(node) => node,
-            None => return Ok(state.machine.revision()),
+            None => return Ok(state.revision()),
         }
     } else {
         node
@@ -240,10 +240,10 @@ pub fn instance_node(machine: &StateMachine, local: &str, instance_id: &str) -> 
 /// Proposes `op` and waits until this server applied it.
 async fn write(ctx: &NativeContext, op: Op) -> Result<u64, NativeError> {
     let outcome = ctx.registry.write(op).await?;
-    ctx.registry.applied_here(outcome.index).await;
+    ctx.registry.applied_here(outcome.revision).await;
     match outcome.response {
         Applied::Rejected(e) => Err(NativeError::Rejected(e.to_string())),
-        _ => Ok(outcome.index),
+        _ => Ok(outcome.revision),
     }
 }
 

@@ -24,8 +24,10 @@ use tonic::Status;
 
 use super::error::NativeError;
 use super::selection::{Matching, Selection};
-use super::{stopped, NativeContext};
-use crate::registry::Consistency;
+use sextant_core::tasks::stopped;
+
+use super::NativeContext;
+use sextant_core::registry::Consistency;
 
 /// The events of one Watch.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
@@ -52,19 +54,15 @@ pub async fn open(ctx: NativeContext, request: WatchRequest) -> Result<WatchStre
     )?;
     // Subscribed before reading, so a change between the read and the wait
     // is not missed.
-    let mut changes = ctx
-        .registry
-        .state()
-        .hub()
-        .subscribe_service(&selection.service);
+    let mut changes = ctx.registry.hub().subscribe_service(&selection.service);
     // A client resuming from a revision it saw elsewhere must be compared
     // with the leader's state, not with a follower's older one.
     ctx.registry.read_barrier(Consistency::Default).await?;
     changes.mark_unchanged();
     let (revision, applied, sent) = {
-        let state = ctx.registry.state().read();
-        let (revision, matching) = selection.evaluate(state.machine.catalog());
-        (revision, state.machine.revision(), matching)
+        let state = ctx.registry.view();
+        let (revision, matching) = selection.evaluate(state.catalog());
+        (revision, state.revision(), matching)
     };
     // Covered: the service has not changed since the revision the client
     // saw. A revision beyond everything applied was never this cluster's
@@ -119,8 +117,8 @@ async fn next(mut watcher: Watcher) -> Option<(Result<WatchEvent, Status>, Watch
             }
         }
         let (revision, matching) = {
-            let state = watcher.ctx.registry.state().read();
-            watcher.selection.evaluate(state.machine.catalog())
+            let state = watcher.ctx.registry.view();
+            watcher.selection.evaluate(state.catalog())
         };
         watcher.pending = deltas(&watcher.sent, &matching, revision);
         watcher.sent = matching;

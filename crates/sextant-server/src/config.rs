@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sextant_core::ConfigError;
+
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -41,22 +43,22 @@ pub struct ServerConfig {
     /// resynced from the history instead of fed batch by batch.
     pub watch_backlog: usize,
     /// The etcd v3 API on `grpc_addr`.
-    pub etcd: crate::etcd::EtcdConfig,
+    pub etcd: sextant_etcd::EtcdConfig,
     /// Health checking, check ownership, session TTLs.
-    pub health: crate::health::HealthConfig,
+    pub health: sextant_core::health::HealthConfig,
     /// The Consul DNS interface on `dns_addr`.
-    pub dns: DnsConfig,
+    pub dns: sextant_dns::DnsConfig,
     /// The Nacos naming API on `nacos_addr`.
-    pub nacos: crate::nacos::NacosConfig,
+    pub nacos: sextant_nacos::NacosConfig,
     /// TEST ONLY — a deliberately planted bug for the safety harness
     /// (`sextant-chaos --planted-bug stale-reads`): linearizable reads skip the
     /// read barrier and are served from local state, so a deposed leader or a
     /// lagging follower answers stale data. Never set it in production.
     pub unsafe_stale_reads: bool,
     /// TEST ONLY — storage faults for the safety harness (see
-    /// [`crate::storage::Failpoints`]); only a build with the `failpoints`
+    /// [`sextant_storage::Failpoints`]); only a build with the `failpoints`
     /// feature accepts any.
-    pub failpoints: crate::storage::Failpoints,
+    pub failpoints: sextant_storage::Failpoints,
 }
 
 impl ServerConfig {
@@ -78,13 +80,13 @@ impl ServerConfig {
             max_value_bytes: 512 * 1024,
             kv_history_retention: 100_000,
             compaction_interval: Duration::from_secs(60),
-            watch_backlog: crate::watch_hub::KV_BACKLOG,
-            etcd: crate::etcd::EtcdConfig::default(),
-            health: crate::health::HealthConfig::default(),
-            dns: DnsConfig::default(),
-            nacos: crate::nacos::NacosConfig::default(),
+            watch_backlog: sextant_core::watch_hub::KV_BACKLOG,
+            etcd: sextant_etcd::EtcdConfig::default(),
+            health: sextant_core::health::HealthConfig::default(),
+            dns: sextant_dns::DnsConfig::default(),
+            nacos: sextant_nacos::NacosConfig::default(),
             unsafe_stale_reads: false,
-            failpoints: crate::storage::Failpoints::default(),
+            failpoints: sextant_storage::Failpoints::default(),
         }
     }
 
@@ -110,118 +112,5 @@ impl ServerConfig {
         self.dns.validate()?;
         self.nacos.validate()?;
         Ok(())
-    }
-
-    /// openraft's configuration derived from ours.
-    pub fn raft_config(&self) -> openraft::Config {
-        let election_ms = self.election_timeout.as_millis() as u64;
-        openraft::Config {
-            cluster_name: "sextant".into(),
-            // An openraft follower stands for election only after the
-            // leader's lease (its `election_timeout_max`) and then a random
-            // `election_timeout_min..max` have passed since the last
-            // heartbeat. Half and a quarter of ours make that 3/4 to all of
-            // `election_timeout`: what the setting promises.
-            election_timeout_min: (election_ms / 4).max(1),
-            election_timeout_max: (election_ms / 2).max(2),
-            heartbeat_interval: (election_ms / 10).max(10),
-            install_snapshot_timeout: (election_ms * 4).max(2000),
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),
-            // Keep as many entries after a snapshot as trigger one, so a briefly
-            // lagging follower catches up from the log, not a whole snapshot.
-            max_in_snapshot_log_to_keep: self.snapshot_threshold,
-            purge_batch_size: 64,
-            // Entries per AppendEntries. A batched entry holds up to 128 KiB
-            // of commands (`raft::batcher`), a snapshot restore up to 32 MiB:
-            // 64 of the one and one of the other stay under the 64 MiB
-            // message limit (`raft::network::MAX_MESSAGE_BYTES`).
-            max_payload_entries: 64,
-            snapshot_max_chunk_size: 4 * 1024 * 1024,
-            ..Default::default()
-        }
-    }
-}
-
-/// The Consul DNS interface (`NAME.service.consul`, `NODE.node.consul`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DnsConfig {
-    /// The zone answered for, ending in a dot (Consul: `consul.`); names
-    /// outside it are refused, never recursed.
-    pub domain: String,
-    /// Leave out instances whose health is warning, not only critical ones.
-    pub only_passing: bool,
-    /// Most answer records in one UDP response (Consul: 3); the rest are cut
-    /// off with the TC bit set and a client retries over TCP for all of them.
-    pub udp_answer_limit: usize,
-    /// TTL of every record; 0 (the default) keeps resolvers from caching
-    /// instances that have since gone critical.
-    pub ttl: Duration,
-}
-
-impl Default for DnsConfig {
-    fn default() -> Self {
-        Self {
-            domain: "consul.".into(),
-            only_passing: false,
-            udp_answer_limit: 3,
-            ttl: Duration::ZERO,
-        }
-    }
-}
-
-impl DnsConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, reason: &str| ConfigError::Invalid {
-            field,
-            reason: reason.into(),
-        };
-        let domain = self.domain.trim_end_matches('.');
-        if domain.is_empty()
-            || domain.split('.').any(|label| {
-                label.is_empty()
-                    || label.len() > 63
-                    || !label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            })
-        {
-            return Err(invalid(
-                "dns_domain",
-                "must be a domain name such as `consul.`",
-            ));
-        }
-        if self.udp_answer_limit == 0 {
-            return Err(invalid("dns_udp_answer_limit", "must be at least 1"));
-        }
-        if self.ttl.as_secs() > u64::from(i32::MAX as u32) {
-            return Err(invalid("dns_ttl", "must be below 2^31 seconds"));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("invalid {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dns_config_is_validated() {
-        assert!(DnsConfig::default().validate().is_ok());
-        let with = |f: fn(&mut DnsConfig)| {
-            let mut config = DnsConfig::default();
-            f(&mut config);
-            config.validate()
-        };
-        assert!(with(|c| c.domain = "sextant.internal".into()).is_ok());
-        assert!(with(|c| c.domain = "".into()).is_err());
-        assert!(with(|c| c.domain = "a..b".into()).is_err());
-        assert!(with(|c| c.domain = "bad domain.".into()).is_err());
-        assert!(with(|c| c.udp_answer_limit = 0).is_err());
     }
 }

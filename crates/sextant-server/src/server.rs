@@ -1,30 +1,23 @@
 //! Wiring one server together, in dependency order: identity → listeners →
-//! log store → state machine → network → Raft → registry → internal gRPC API →
-//! HTTP API → Nacos API → etcd API → DNS → cluster formation. Shutdown runs the other way round.
+//! the core (Raft, registry, internal gRPC API, health, cluster formation:
+//! `sextant_core::wiring`) → Consul HTTP API → Nacos API → etcd and native
+//! gRPC APIs → DNS. Shutdown runs the other way round.
 
 use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sextant_proto::internal::internal_server::InternalServer;
+use sextant_core::identity::{self, Advertised};
+use sextant_core::registry::{Registry, RegistryError};
+use sextant_core::tasks::{stopped, until_stopped};
+use sextant_core::wiring::{Core, CoreConfig, CoreError};
+use sextant_core::{ConfigError, ServerNode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cluster::bootstrap::Bootstrap;
-use crate::cluster::discovery::Discovery;
-use crate::config::{ConfigError, ServerConfig};
-use crate::identity::{self, Advertised};
-use crate::lease_keeper::LeaseKeeper;
-use crate::raft::network::{Network, MAX_MESSAGE_BYTES};
-use crate::raft::service::InternalService;
-use crate::raft::snapshot_file::{SnapshotFile, SnapshotFileError};
-use crate::raft::state_machine::StateMachineStore;
-use crate::raft::{Raft, ServerNode};
-use crate::registry::{Registry, RegistryConfig};
-use crate::storage::{LogStore, LogStoreConfig};
-use crate::tasks::{stopped, until_stopped};
+use crate::config::ServerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,14 +34,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot open the Raft log: {0}")]
-    Log(String),
     #[error(transparent)]
-    Snapshot(#[from] SnapshotFileError),
-    #[error("cannot start Raft: {0}")]
-    Raft(String),
-    #[error("cannot start health checking: {0}")]
-    Health(String),
+    Core(#[from] CoreError),
 }
 
 /// How long the server's tasks get to finish on shutdown.
@@ -95,7 +82,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     )
     .await?;
     let dns_addr = identity::sticky(config.dns_addr, previous.as_ref().map(|p| p.dns));
-    let dns_listeners = crate::dns::bind(dns_addr)
+    let dns_listeners = sextant_dns::bind(dns_addr)
         .await
         .map_err(|source| StartError::Bind {
             what: "dns",
@@ -103,7 +90,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             source,
         })?;
     let dns_resolver =
-        crate::dns::resolve::Resolver::new(&config.dns).map_err(|e| ConfigError::Invalid {
+        sextant_dns::resolve::Resolver::new(&config.dns).map_err(|e| ConfigError::Invalid {
             field: "dns_domain",
             reason: e.to_string(),
         })?;
@@ -141,106 +128,33 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     identity::write_advertised(&data_dir, &advertised).map_err(data_dir_err)?;
 
     // Installed before anything is recorded (once per process).
-    crate::telemetry::handle();
-    if config.failpoints.any() {
-        tracing::warn!(failpoints = %config.failpoints, "TEST ONLY: storage failpoints are on");
-    }
-    let log_config = LogStoreConfig {
-        failpoints: config.failpoints,
-        ..LogStoreConfig::default()
-    };
-    let log_store = LogStore::open(data_dir.join("raft-log"), log_config)
-        .map_err(|e| StartError::Log(e.to_string()))?;
-    let state_machine = StateMachineStore::open(
-        SnapshotFile::new(data_dir.join("snapshots")),
-        config.watch_backlog,
-    )?;
-    let shared = state_machine.shared();
-    let network = Network::default();
-    let peers = network.clients.clone();
-    let raft_config = config
-        .raft_config()
-        .validate()
-        .map_err(|e| StartError::Raft(e.to_string()))?;
-    let raft = Raft::new(
-        node_id,
-        Arc::new(raft_config),
-        network,
-        log_store,
-        state_machine,
-    )
-    .await
-    .map_err(|e| StartError::Raft(e.to_string()))?;
-
-    let registry = Arc::new(Registry::new(
+    sextant_core::telemetry::handle();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let core_config = CoreConfig {
         node_id,
         node,
-        raft,
-        shared,
-        peers.clone(),
-        RegistryConfig {
-            request_timeout: (config.election_timeout * 10).max(Duration::from_secs(5)),
-            forward_timeout: (config.election_timeout * 5).max(Duration::from_secs(2)),
-            election_timeout: config.election_timeout,
-            unsafe_stale_reads: config.unsafe_stale_reads,
-        },
-    ));
-    let discovery = Arc::new(Discovery::new(registry.clone()));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-
-    let lease_keeper = LeaseKeeper::new(registry.clone(), config.election_timeout);
-    let internal = InternalServer::new(
-        InternalService::new(registry.clone(), discovery.clone())
-            .with_lease_keeper(lease_keeper.clone()),
-    )
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let stop = stopped(stop_rx.clone());
-    tasks.push((
-        "internal-grpc",
-        tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
-                .add_service(internal)
-                .serve_with_incoming_shutdown(
-                    // Without TCP_NODELAY a reply written in more than one
-                    // segment (HTTP/2 headers, data, trailers) waits for the
-                    // peer's delayed ACK: 40 ms added to a Raft round now
-                    // and then.
-                    tonic::transport::server::TcpIncoming::from(raft_listener)
-                        .with_nodelay(Some(true)),
-                    stop,
-                )
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "internal gRPC server failed");
-            }
-        }),
-    ));
-
-    let (health, health_tasks) = match crate::health::start(
-        registry.clone(),
-        discovery.clone(),
-        peers.clone(),
-        config.health.clone(),
-        stop_rx.clone(),
-    ) {
-        Ok(started) => started,
-        Err(e) => {
-            // Leave nothing running behind a failed start.
-            stop_tx.send_replace(true);
-            for (_, task) in tasks {
-                task.abort();
-            }
-            let _ = registry.raft().shutdown().await;
-            return Err(StartError::Health(e));
-        }
+        data_dir: data_dir.clone(),
+        election_timeout: config.election_timeout,
+        snapshot_threshold: config.snapshot_threshold,
+        watch_backlog: config.watch_backlog,
+        join: config.join.clone(),
+        bootstrap_expect: config.bootstrap_expect,
+        kv_history_retention: config.kv_history_retention,
+        compaction_interval: config.compaction_interval,
+        health: config.health.clone(),
+        unsafe_stale_reads: config.unsafe_stale_reads,
+        failpoints: config.failpoints,
     };
-    tasks.extend(health_tasks);
-    let router = crate::http::router(crate::http::HttpState {
+    let (core, mut tasks) = Core::start(core_config, raft_listener, &stop_rx).await?;
+    let Core {
+        registry,
+        discovery,
+        health,
+        lease_keeper,
+    } = core;
+    let router = sextant_consul::router(sextant_consul::HttpState {
         registry: registry.clone(),
         discovery: discovery.clone(),
-        peers: peers.clone(),
         max_value_bytes: config.max_value_bytes,
         health: health.clone(),
         shared: Default::default(),
@@ -255,7 +169,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         )),
     ));
 
-    let nacos_router = crate::nacos::router(crate::nacos::NacosState {
+    let nacos_router = sextant_nacos::router(sextant_nacos::NacosState {
         registry: registry.clone(),
         health: health.clone(),
         config: config.nacos.clone(),
@@ -271,26 +185,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         )),
     ));
 
-    tasks.push((
-        "lease-keeper",
-        tokio::spawn(lease_keeper.clone().run(stop_rx.clone())),
-    ));
-    let etcd = crate::etcd::EtcdContext {
+    let etcd = sextant_etcd::EtcdContext {
         registry: registry.clone(),
         keeper: lease_keeper,
         config: config.etcd.clone(),
-        lease_ttl_min_secs: crate::etcd::lease_ttl_min_secs(config.election_timeout),
+        lease_ttl_min_secs: sextant_etcd::lease_ttl_min_secs(config.election_timeout),
         stop: stop_rx.clone(),
     };
-    let grpc_router = crate::etcd::add_services(
+    let grpc_router = sextant_etcd::add_services(
         tonic::transport::Server::builder()
-            .layer(crate::grpc_span::GrpcSpanLayer)
+            .layer(sextant_core::grpc_span::GrpcSpanLayer)
             .add_routes(Default::default()),
         etcd,
     );
-    let grpc_router = crate::native::add_service(
+    let grpc_router = sextant_native::add_service(
         grpc_router,
-        crate::native::NativeContext {
+        sextant_native::NativeContext {
             registry: registry.clone(),
             health,
             stop: stop_rx.clone(),
@@ -301,7 +211,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         "grpc",
         tokio::spawn(async move {
             let served = grpc_router
-                .serve_with_incoming_shutdown(crate::etcd::authority::incoming(grpc_listener), stop)
+                .serve_with_incoming_shutdown(
+                    sextant_etcd::authority::incoming(grpc_listener),
+                    stop,
+                )
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "etcd gRPC server failed");
@@ -312,29 +225,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     tasks.push(until_stopped(
         "dns",
         &stop_rx,
-        crate::dns::serve(dns_listeners, registry.clone(), dns_resolver),
+        sextant_dns::serve(dns_listeners, registry.clone(), dns_resolver),
     ));
-
-    let bootstrap = Bootstrap {
-        registry: registry.clone(),
-        discovery,
-        peers,
-        join: config.join.clone(),
-        bootstrap_expect: config.bootstrap_expect,
-    };
-    tasks.push(until_stopped("bootstrap", &stop_rx, bootstrap.run()));
-    tasks.push(until_stopped(
-        "raft-observer",
-        &stop_rx,
-        crate::raft::observer::log_transitions(registry.raft().clone()),
-    ));
-
-    let compactor = crate::compactor::Compactor {
-        registry: registry.clone(),
-        retention: config.kv_history_retention,
-        interval: config.compaction_interval,
-    };
-    tasks.push(until_stopped("compactor", &stop_rx, compactor.run()));
 
     Ok(RunningServer {
         advertised,
@@ -351,33 +243,16 @@ async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListe
 }
 
 impl RunningServer {
-    /// Resolves when Raft has stopped on a fatal error — the log could not be
-    /// written or synced, say — with that error. Such a server can no longer
-    /// take part in the cluster; like etcd, it should exit, so that it is
-    /// restarted and recovers from what its disk holds. Never resolves while
-    /// Raft runs or after a clean shutdown.
+    /// Resolves when Raft has stopped on a fatal error, with that error
+    /// (see [`Registry::fatal`]).
     pub async fn fatal(&self) -> String {
-        let mut metrics = self.registry.raft().metrics();
-        loop {
-            if let Err(fatal) = &metrics.borrow_and_update().running_state {
-                return match fatal {
-                    openraft::error::Fatal::Stopped => std::future::pending().await,
-                    fatal => fatal.to_string(),
-                };
-            }
-            if metrics.changed().await.is_err() {
-                // Raft's core task ended without saying why: it panicked
-                // (a clean shutdown says `Stopped` first, and is not awaited
-                // here anyway).
-                return "Raft's core task ended (it panicked; see the log above)".to_owned();
-            }
-        }
+        self.registry.fatal().await
     }
 
     /// Stops the server: optionally leaves the membership, then stops accepting
     /// requests, lets in-flight ones finish, and shuts Raft down (which flushes
     /// and closes the log). Stops in any case; the error says the leave failed.
-    pub async fn shutdown(self, leave: bool) -> Result<(), crate::registry::RegistryError> {
+    pub async fn shutdown(self, leave: bool) -> Result<(), RegistryError> {
         let left = if leave {
             let left = self.registry.remove_server(self.registry.id()).await;
             if left.is_ok() {
@@ -398,7 +273,7 @@ impl RunningServer {
                 task.abort();
             }
         }
-        if let Err(e) = self.registry.raft().shutdown().await {
+        if let Err(e) = self.registry.shutdown_raft().await {
             tracing::warn!(error = %e, "Raft did not shut down cleanly");
         }
         tracing::info!("stopped");

@@ -26,14 +26,14 @@ async fn history_is_compacted_to_the_retention() {
             condition: KvCondition::None,
             lock: LockAction::None,
         };
-        last = registry.write(put).await.expect("write").index;
+        last = registry.write(put).await.expect("write").revision;
     }
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (compacted, oldest_readable) = {
-            let state = registry.state().read();
-            let kv = state.machine.kv();
+            let state = registry.view();
+            let kv = state.kv();
             (
                 kv.compacted_revision(),
                 kv.get_at(b"busy", last - 20).is_ok(),
@@ -53,13 +53,7 @@ async fn history_is_compacted_to_the_retention() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The newest version is untouched by compaction.
-    let value = registry
-        .state()
-        .read()
-        .machine
-        .kv()
-        .get(b"busy")
-        .map(|kv| kv.value.clone());
+    let value = registry.view().kv().get(b"busy").map(|kv| kv.value.clone());
     assert_eq!(value, Some(b"v29".to_vec()));
     server.shutdown(false).await.expect("clean shutdown");
 }

@@ -55,7 +55,7 @@ impl Harness {
 
     async fn write(&self, op: Op) -> i64 {
         let outcome = self.server().registry.write(op).await.expect("write");
-        i64::try_from(outcome.index).expect("revision")
+        i64::try_from(outcome.revision).expect("revision")
     }
 
     async fn stop(mut self) {

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sextant_server::fuzzing;
+use sextant_consul::fuzzing::{consul_filter, consul_json};
+use sextant_etcd::fuzzing::etcd_requests;
 use sextant_state::fuzzing::seeded;
 
 const BUDGET: Duration = Duration::from_secs(3);
@@ -23,15 +24,15 @@ fn run(name: &str, target: fn(&[u8]), max_len: usize) {
 
 #[test]
 fn consul_json_decoders_never_panic() {
-    run("consul_json", fuzzing::consul_json, 512);
+    run("consul_json", consul_json, 512);
 }
 
 #[test]
 fn consul_filter_parser_never_panics() {
-    run("consul_filter", fuzzing::consul_filter, 256);
+    run("consul_filter", consul_filter, 256);
 }
 
 #[test]
 fn etcd_request_checks_never_panic() {
-    run("etcd_requests", fuzzing::etcd_requests, 512);
+    run("etcd_requests", etcd_requests, 512);
 }

@@ -63,12 +63,12 @@ impl Cluster {
             async move {
                 let mut leaders = HashSet::new();
                 for registry in &registries {
-                    let metrics = registry.metrics();
-                    let voters = metrics.membership_config.membership().voter_ids().count();
+                    let status = registry.status();
+                    let voters = status.membership.voter_ids().count();
                     if voters != SERVERS {
                         return Err(format!("{} sees {voters} voters", registry.id()));
                     }
-                    leaders.insert(metrics.current_leader);
+                    leaders.insert(status.leader);
                 }
                 match leaders.into_iter().collect::<Vec<_>>().as_slice() {
                     [Some(_)] => Ok(()),
@@ -129,7 +129,7 @@ async fn concurrent_writes_share_entries_but_keep_their_own_revisions() {
         .header()
         .expect("header")
         .revision() as u64;
-    let start_log_index = leader.metrics().last_log_index.unwrap_or(0);
+    let start_log_index = leader.status().last_log_index.unwrap_or(0);
 
     // Every server takes a third of the writes: followers forward theirs, so
     // the leader's batcher sees commands from its own API and from Forward.
@@ -167,7 +167,7 @@ async fn concurrent_writes_share_entries_but_keep_their_own_revisions() {
         cluster.leader().registry.id() == leader_id,
         "leadership moved during the test; the log comparison would not hold"
     );
-    let end_log_index = leader.metrics().last_log_index.unwrap_or(0);
+    let end_log_index = leader.status().last_log_index.unwrap_or(0);
     let revision_growth = final_revision - start_revision;
     let log_growth = end_log_index - start_log_index;
     println!(
@@ -289,7 +289,7 @@ async fn large_writes_are_not_packed_past_the_entry_size_bound() {
         .position(|s| s.registry.id() == registry.id())
         .map(|i| cluster.clients[i].clone())
         .expect("the leader's client");
-    let start_log_index = registry.metrics().last_log_index.unwrap_or(0);
+    let start_log_index = registry.status().last_log_index.unwrap_or(0);
 
     let writes: Vec<_> = (0..LARGE_WRITES)
         .map(|i| {
@@ -308,7 +308,7 @@ async fn large_writes_are_not_packed_past_the_entry_size_bound() {
     let distinct: HashSet<i64> = written.values().copied().collect();
     assert_eq!(distinct.len(), LARGE_WRITES, "revisions: {written:?}");
 
-    let log_growth = registry.metrics().last_log_index.unwrap_or(0) - start_log_index;
+    let log_growth = registry.status().last_log_index.unwrap_or(0) - start_log_index;
     println!("{LARGE_WRITES} writes of {LARGE_VALUE_BYTES} bytes took {log_growth} log entries");
     assert!(
         log_growth >= LARGE_WRITES as u64,

@@ -25,6 +25,9 @@ mod recovery;
 mod segment;
 mod writer;
 
+pub mod atomic_file;
+pub mod metric_names;
+
 pub use error::OpenError;
 pub use failpoints::{FailpointError, Failpoints, FAIL_FSYNC_FILE};
 pub use log_store::LogReader;

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use super::failpoints::Failpoints;
 use super::meta_file;
+use super::metric_names::{STORAGE_BYTES_WRITTEN, STORAGE_FSYNCS, STORAGE_FSYNC_SECONDS};
 use super::segment;
 use super::segment::Segment;
 
@@ -124,8 +125,8 @@ fn bump(c: &AtomicU64, n: u64) {
 
 /// The group-commit fsync, for `/metrics` (the other syncs seal segments).
 fn observe_fsync(started: Instant) {
-    crate::telemetry::observe_seconds(crate::telemetry::STORAGE_FSYNC_SECONDS, started.elapsed());
-    metrics::counter!(crate::telemetry::STORAGE_FSYNCS).increment(1);
+    metrics::histogram!(STORAGE_FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::counter!(STORAGE_FSYNCS).increment(1);
 }
 
 /// Everything the writer thread owns.
@@ -440,8 +441,7 @@ impl Writer {
         self.write_chunk(batch, chunk_start, chunk_bytes, chunk_first, n)?;
         bump(&self.counters.entries_written, n as u64);
         bump(&self.counters.bytes_written, batch.bytes.len() as u64);
-        metrics::counter!(crate::telemetry::STORAGE_BYTES_WRITTEN)
-            .increment(batch.bytes.len() as u64);
+        metrics::counter!(STORAGE_BYTES_WRITTEN).increment(batch.bytes.len() as u64);
         Ok(())
     }
 

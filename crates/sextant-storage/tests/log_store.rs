@@ -1,4 +1,4 @@
-//! Tests of the durable Raft log store (`sextant_server::storage::LogStore`) on real files.
+//! Tests of the durable Raft log store (`sextant_storage::LogStore`) on real files.
 
 #![allow(clippy::unwrap_used)]
 
@@ -34,8 +34,8 @@ use openraft::StorageError;
 use openraft::StorageIOError;
 use openraft::StoredMembership;
 use openraft::Vote;
-use sextant_server::storage::LogStore;
-use sextant_server::storage::LogStoreConfig;
+use sextant_storage::LogStore;
+use sextant_storage::LogStoreConfig;
 use tempfile::TempDir;
 
 openraft::declare_raft_types!(

@@ -99,12 +99,12 @@ pub struct AgentArgs {
     /// TEST ONLY, hidden: storage failpoints for `sextant-chaos`, e.g.
     /// power-loss,fsync-error (needs a build with `--features failpoints`).
     #[arg(long, hide = true, value_parser = parse_failpoints)]
-    failpoints: Option<sextant_server::storage::Failpoints>,
+    failpoints: Option<sextant_storage::Failpoints>,
 }
 
-fn parse_failpoints(text: &str) -> Result<sextant_server::storage::Failpoints, String> {
+fn parse_failpoints(text: &str) -> Result<sextant_storage::Failpoints, String> {
     text.parse()
-        .map_err(|e: sextant_server::storage::FailpointError| e.to_string())
+        .map_err(|e: sextant_storage::FailpointError| e.to_string())
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {

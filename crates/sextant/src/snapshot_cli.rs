@@ -3,7 +3,7 @@
 //! progress on stderr and a summary on stdout.
 //!
 //! A save is checked as it arrives (length and checksum, see
-//! `sextant_server::http::snapshot::archive`) and only a whole, intact file
+//! `sextant_core::snapshot_archive`) and only a whole, intact file
 //! takes FILE's name: it is written to a temporary file beside it, synced,
 //! and renamed, so an interrupted save never leaves a torn FILE behind.
 //! A restore checks the file before sending it.
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use sextant_server::http::snapshot::archive::{self, Verifier};
+use sextant_core::snapshot_archive::{self as archive, Verifier};
 
 use crate::client::{expect_ok, Target};
 use crate::progress::{human_bytes, Progress};

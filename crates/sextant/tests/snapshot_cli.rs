@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use etcd_client::{Client, EventType, WatchOptions};
-use sextant_server::http::snapshot::archive::Header;
+use sextant_core::snapshot_archive::Header;
 use testkit::{random_value, run_cli, test_rng, Cluster, ClusterOpts, HttpClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sextant");

@@ -192,11 +192,11 @@ async fn spans_of_requests_and_proposals_reach_the_otlp_collector() {
         .find(|s| s.name == "raft.propose")
         .unwrap_or_else(|| panic!("no proposal in the PUT's trace: {in_put_trace:#?}"));
     assert_eq!(attr(proposal, "op"), Some("kv_put"));
-    let index: u64 = attr(proposal, "raft.index")
-        .expect("raft.index")
+    let revision: u64 = attr(proposal, "revision")
+        .expect("revision")
         .parse()
-        .expect("an index");
-    assert!(index > 0);
+        .expect("a revision");
+    assert!(revision > 0);
     assert!(attr(proposal, "duration_ms").is_some(), "{proposal:?}");
     let mut ancestor = proposal.parent_span_id.clone();
     while ancestor != put.span_id {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::http::filter::Filter;
+use crate::filter::Filter;
 
 /// A record shaped like the catalog's answers, with nested maps and lists
 /// so that selectors of every kind find something.

@@ -3,7 +3,7 @@
 
 use sextant_state::fuzzing::ByteSource;
 
-use crate::http::{registration, session};
+use crate::{registration, session};
 
 /// The first byte picks the decoder; the rest is the request body.
 pub fn consul_json(data: &[u8]) {

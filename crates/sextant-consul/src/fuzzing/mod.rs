@@ -1,6 +1,7 @@
-//! The bodies of the server's fuzz targets, kept in the crate so that the
+//! The bodies of the Consul API's fuzz targets, kept in the crate so that the
 //! same code runs under libFuzzer (`fuzz/`) and, on stable Rust, in the
-//! ordinary test suite with seeded random inputs (`tests/fuzz_targets.rs`).
+//! ordinary test suite with seeded random inputs (sextant-server's
+//! `tests/fuzz_targets.rs`).
 //!
 //! Not part of the crate's API: it is exported (hidden) only because the
 //! fuzz crate lives outside the workspace, and it reaches the private
@@ -9,8 +10,6 @@
 
 mod consul_filter;
 mod consul_json;
-mod etcd_requests;
 
 pub use consul_filter::consul_filter;
 pub use consul_json::consul_json;
-pub use etcd_requests::etcd_requests;

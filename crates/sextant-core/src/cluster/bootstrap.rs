@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::raft::network::{Method, PeerClients};
-use crate::raft::rpc::{Hello, JoinRequest};
+use crate::peer::{Hello, JoinRequest};
+use crate::peer::{Method, PeerClients};
 use crate::registry::Registry;
 
 use super::discovery::Discovery;
@@ -113,7 +113,7 @@ impl Bootstrap {
             .values()
             .filter(|n| n.raft_addr != self.registry.node().raft_addr)
         {
-            let answer: Result<crate::raft::rpc::MembershipResponse, _> = self
+            let answer: Result<crate::peer::MembershipResponse, _> = self
                 .peers
                 .call(
                     &node.raft_addr,

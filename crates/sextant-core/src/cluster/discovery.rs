@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::raft::rpc::Hello;
-use crate::raft::{NodeId, ServerNode};
+use crate::node::{NodeId, ServerNode};
+use crate::peer::{Hello, Method};
 use crate::registry::Registry;
 
 pub struct Discovery {
@@ -54,6 +55,16 @@ impl Discovery {
             initialized,
             leader: self.registry.leader().map(|(id, _)| id),
         }
+    }
+
+    /// Whether the server at `node` answers a `Hello` within `timeout`.
+    pub async fn answers(&self, node: &ServerNode, timeout: Duration) -> bool {
+        let hello = self.introduce().await;
+        self.registry
+            .peers()
+            .call::<Hello, Hello>(&node.raft_addr, Method::Hello, &hello, timeout)
+            .await
+            .is_ok()
     }
 
     /// Answers another server's `Hello` with ours, after learning what it knows.

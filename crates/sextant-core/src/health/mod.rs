@@ -41,9 +41,16 @@ use self::session_ttl::SessionTimers;
 use self::ttl::TtlTable;
 use self::view::ClusterView;
 use crate::cluster::discovery::Discovery;
-use crate::raft::network::PeerClients;
-use crate::raft::ServerNode;
+use crate::node::ServerNode;
+use crate::peer::{
+    CallError, Method, PeerClients, RenewSessionRequest, RenewSessionResponse, TtlUpdateAnswer,
+    TtlUpdateRequest,
+};
 use crate::registry::{Registry, RegistryError};
+
+/// How long a TTL update or a session renewal passed on to another server
+/// may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Timing of the health subsystem.
 #[derive(Clone, Debug)]
@@ -87,14 +94,10 @@ pub enum TtlUpdateError {
     NotTtl(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// The owner of the check refused the update for another reason; its
-    /// HTTP status and reason, to relay as they are.
-    #[error("{reason}")]
-    Owner {
-        owner: String,
-        status: u16,
-        reason: String,
-    },
+    /// The owner of the check refused the update (it lost touch with the
+    /// majority, say); its reason.
+    #[error("the server that runs the check, {owner}, refused the update: {reason}")]
+    OwnerRefused { owner: String, reason: String },
     /// The server that owns the check could not be reached. Nothing was
     /// updated: try again (once the check has moved, its new owner takes it).
     #[error("the server that runs check {check_id:?}, {owner}, cannot be reached; try again")]
@@ -108,7 +111,7 @@ pub struct Health {
     ttl: Mutex<TtlTable>,
     sessions: Mutex<SessionTimers>,
     /// For requests passed on to the owner of a check or to the leader.
-    forward_client: reqwest::Client,
+    peers: PeerClients,
     config: HealthConfig,
 }
 
@@ -119,10 +122,6 @@ impl Health {
 
     pub fn view(&self) -> ClusterView {
         self.view.borrow().clone()
-    }
-
-    pub fn forward_client(&self) -> &reqwest::Client {
-        &self.forward_client
     }
 
     /// The server that runs a check, or `None` when it is this one.
@@ -145,7 +144,7 @@ impl Health {
 
     /// A TTL check's `pass`/`warn`/`fail`/`update`, on the server that owns
     /// it. Resets the TTL in memory; writes through Raft only a status change
-    /// (at once, so the caller reads it back; its index is returned) or,
+    /// (at once, so the caller reads it back; its revision is returned) or,
     /// batched, an output change.
     pub async fn ttl_update(
         &self,
@@ -187,7 +186,7 @@ impl Health {
                     output,
                 })
                 .await?;
-            return Ok(Some(outcome.index));
+            return Ok(Some(outcome.revision));
         }
         if output != current_output {
             self.ttl_table().set_pending_output(&key, output);
@@ -203,8 +202,8 @@ impl Health {
     /// here instead: the owner, if it is alive, would not hear of it, and
     /// its clock would expire a check whose client was told it passed. If
     /// the owner died, the check moves, and its new owner gives it a whole
-    /// TTL from then on. `Ok(Some(index))`: the status changed at Raft index
-    /// `index`.
+    /// TTL from then on. `Ok(Some(revision))`: the status changed at that
+    /// revision.
     pub async fn ttl_update_routed(
         &self,
         node: &str,
@@ -230,9 +229,9 @@ impl Health {
         self.ttl_update(node, check_id, status, output).await
     }
 
-    /// Passes a TTL update on to `owner` (marked as forwarded, so it is
-    /// never passed on again). The outer `Err` means the update may not have
-    /// reached the owner.
+    /// Passes a TTL update on to `owner` over the internal API; the owner
+    /// takes it itself, never passing it on again. The outer `Err` means the
+    /// update may not have reached the owner.
     async fn forward_ttl_update(
         &self,
         owner: &ServerNode,
@@ -240,50 +239,97 @@ impl Health {
         check_id: &str,
         status: CheckStatus,
         output: &str,
-    ) -> Result<Result<Option<u64>, TtlUpdateError>, reqwest::Error> {
-        use crate::http::forward::{escape_segment, CHECK_NODE, FORWARDED, SEEN_REVISION};
-        let url = format!(
-            "http://{}/v1/agent/check/update/{}",
-            owner.http_addr,
-            escape_segment(check_id)
-        );
-        let body = serde_json::json!({"Status": status.as_str(), "Output": output}).to_string();
-        let answer = self
-            .forward_client
-            .put(url)
-            .header(FORWARDED, "1")
-            .header(CHECK_NODE, node)
-            .header(SEEN_REVISION, self.registry.state().revision().to_string())
-            .body(body)
-            .send()
+    ) -> Result<Result<Option<u64>, TtlUpdateError>, CallError> {
+        let request = TtlUpdateRequest {
+            node: node.to_owned(),
+            check_id: check_id.to_owned(),
+            status,
+            output: output.to_owned(),
+            seen_revision: self.registry.revision(),
+        };
+        let answer: TtlUpdateAnswer = self
+            .peers
+            .call(
+                &owner.raft_addr,
+                Method::TtlUpdate,
+                &request,
+                FORWARD_TIMEOUT,
+            )
             .await?;
-        let code = answer.status().as_u16();
-        let index = answer
-            .headers()
-            .get("x-consul-index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let reason = answer.text().await?;
-        Ok(match code {
-            200 => Ok(index),
-            404 => Err(TtlUpdateError::UnknownCheck(check_id.to_owned())),
-            400 => Err(TtlUpdateError::NotTtl(check_id.to_owned())),
-            status => Err(TtlUpdateError::Owner {
+        Ok(match answer {
+            TtlUpdateAnswer::Taken { revision } => Ok(revision),
+            TtlUpdateAnswer::UnknownCheck => Err(TtlUpdateError::UnknownCheck(check_id.to_owned())),
+            TtlUpdateAnswer::NotTtl => Err(TtlUpdateError::NotTtl(check_id.to_owned())),
+            TtlUpdateAnswer::Refused { reason } => Err(TtlUpdateError::OwnerRefused {
                 owner: owner.name.clone(),
-                status,
                 reason,
             }),
         })
     }
 
+    /// Takes a TTL update another server passed on (the internal API's
+    /// `TtlUpdate`): waits until this server has applied what the passing
+    /// server had, then takes it here, never passing it on again.
+    pub async fn ttl_update_passed_on(&self, request: TtlUpdateRequest) -> TtlUpdateAnswer {
+        self.registry.applied_here(request.seen_revision).await;
+        match self
+            .ttl_update(
+                &request.node,
+                &request.check_id,
+                request.status,
+                &request.output,
+            )
+            .await
+        {
+            Ok(revision) => TtlUpdateAnswer::Taken { revision },
+            Err(TtlUpdateError::UnknownCheck(_)) => TtlUpdateAnswer::UnknownCheck,
+            Err(TtlUpdateError::NotTtl(_)) => TtlUpdateAnswer::NotTtl,
+            Err(e) => TtlUpdateAnswer::Refused {
+                reason: e.to_string(),
+            },
+        }
+    }
+
     /// Restarts a session's TTL on the leader. `false` if this server does
-    /// not lead (the caller passes the request on).
+    /// not lead.
     pub fn renew_session(&self, id: &str, ttl: Duration) -> bool {
         if !self.registry.holds_leader_lease() {
             return false;
         }
         self.session_timers().renew(id, ttl, Instant::now());
         true
+    }
+
+    /// Restarts a session's TTL on the leader, here or passed on to it over
+    /// the internal API (once: the leader takes it or refuses).
+    pub async fn renew_session_routed(&self, id: &str, ttl: Duration) -> Result<(), RegistryError> {
+        if self.renew_session(id, ttl) {
+            return Ok(());
+        }
+        let Some((_, leader)) = self.registry.leader() else {
+            return Err(RegistryError::NoLeader);
+        };
+        let request = RenewSessionRequest {
+            id: id.to_owned(),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        let renewed: RenewSessionResponse = self
+            .peers
+            .call(
+                &leader.raft_addr,
+                Method::RenewSession,
+                &request,
+                FORWARD_TIMEOUT,
+            )
+            .await
+            .map_err(|e| RegistryError::Unavailable {
+                reason: format!("cannot reach the leader to renew: {e}"),
+            })?;
+        if renewed {
+            Ok(())
+        } else {
+            Err(RegistryError::NoLeader)
+        }
     }
 }
 
@@ -310,17 +356,13 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<(Arc<Health>, Tasks), String> {
     let (view_tx, view_rx) = watch::channel(ClusterView::new(registry.id()));
-    let forward_client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("cannot build the forwarding HTTP client: {e}"))?;
     let prober = probe::Prober::new()?;
     let health = Arc::new(Health {
         registry: registry.clone(),
         view: view_rx,
         ttl: Mutex::new(TtlTable::default()),
         sessions: Mutex::new(SessionTimers::default()),
-        forward_client,
+        peers: peers.clone(),
         config: config.clone(),
     });
     let (writes, write_rx) = tokio::sync::mpsc::channel(config.write_queue.max(1));

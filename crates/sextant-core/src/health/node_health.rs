@@ -13,7 +13,7 @@ use sextant_state::catalog::{Check, CheckDefinition, CheckKind, CheckStatus, Nod
 use sextant_state::Op;
 
 use super::Health;
-use crate::raft::ServerNode;
+use crate::node::ServerNode;
 
 /// Consul's id and name for the check.
 pub const SERF_CHECK_ID: &str = "serfHealth";

@@ -8,7 +8,7 @@
 //! a check is then probed twice or not at all for a moment, which is
 //! harmless because only status changes are written and they are idempotent.
 
-use crate::raft::NodeId;
+use crate::node::NodeId;
 
 /// A check's identity across the cluster: (node, check id).
 pub type CheckKey = (String, String);

@@ -15,9 +15,9 @@ use tokio::sync::watch;
 use super::ownership::Ownership;
 use super::HealthConfig;
 use crate::cluster::discovery::Discovery;
-use crate::raft::network::{Method, PeerClients};
-use crate::raft::rpc::Hello;
-use crate::raft::{NodeId, ServerNode};
+use crate::node::{NodeId, ServerNode};
+use crate::peer::Hello;
+use crate::peer::{Method, PeerClients};
 use crate::registry::Registry;
 
 /// How soon the view is looked at again while there is no configuration yet.

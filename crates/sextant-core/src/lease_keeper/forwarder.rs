@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::lease_keeper::{KeeperRequest, KeeperResponse};
-use crate::raft::network::{CallError, Method, PeerClients};
+use super::{KeeperRequest, KeeperResponse};
+use crate::peer::{CallError, Method, PeerClients};
 
 /// Calls in flight at once; questions arriving meanwhile share the next.
 const MAX_IN_FLIGHT: usize = 2;

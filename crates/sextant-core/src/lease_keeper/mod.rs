@@ -16,6 +16,8 @@
 //! never held while the state machine's lock is taken (reads of the state
 //! copy what they need first).
 
+mod forwarder;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,8 +29,8 @@ use sextant_state::{Op, Response};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::lease_forwarding::Forwarder;
-use crate::raft::rpc::RemoteError;
+use self::forwarder::Forwarder;
+use crate::peer::RemoteError;
 use crate::registry::{Registry, RegistryError};
 
 /// A question for the leader's keeper.
@@ -321,7 +323,7 @@ impl LeaseKeeper {
 
     /// Runs until `stop`: follows leadership, reconciles with the replicated
     /// leases, and revokes leases as they run out.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         let mut metrics = self.registry.raft().metrics();
         let mut revisions = self.registry.state().subscribe();
         let mut was_leader = false;
@@ -358,7 +360,7 @@ impl LeaseKeeper {
                 }
             };
             tokio::select! {
-                _ = crate::etcd::stopped(&mut stop) => return,
+                _ = crate::tasks::stopped(stop.clone()) => return,
                 changed = metrics.changed() => if changed.is_err() { return },
                 changed = revisions.changed() => {
                     if changed.is_err() {

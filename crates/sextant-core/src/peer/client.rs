@@ -1,27 +1,17 @@
-//! Outgoing calls to other servers over the internal gRPC API: the Raft
-//! network handed to openraft, and the client used for forwarding and
-//! cluster formation.
+//! Outgoing calls to other servers over the internal gRPC API: one lazily
+//! connected channel per server, shared by Raft, forwarding, cluster
+//! formation, health and the lease keeper.
 
 use std::collections::HashMap;
-use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sextant_proto::internal::internal_client::InternalClient;
 use tonic::transport::{Channel, Endpoint};
 
-use super::rpc::{decode, encode};
-use super::{NodeId, ServerNode, TypeConfig};
+use super::messages::{decode, encode};
 
 /// Largest message either side accepts: a snapshot chunk or a batch of entries.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -40,6 +30,8 @@ pub enum Method {
     Leave,
     LeaseKeeper,
     LeaseKeepers,
+    TtlUpdate,
+    RenewSession,
 }
 
 /// Why a call to another server failed before it produced an answer.
@@ -125,6 +117,8 @@ impl PeerClients {
                 Method::Leave => client.leave(frame).await,
                 Method::LeaseKeeper => client.lease_keeper(frame).await,
                 Method::LeaseKeepers => client.lease_keepers(frame).await,
+                Method::TtlUpdate => client.ttl_update(frame).await,
+                Method::RenewSession => client.renew_session(frame).await,
             }
         };
         let response = match tokio::time::timeout(timeout, call).await {
@@ -161,83 +155,4 @@ impl PeerClients {
 
 fn is_unreachable(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Unavailable
-}
-
-/// The network openraft uses to reach the other servers.
-#[derive(Clone, Default)]
-pub struct Network {
-    pub clients: PeerClients,
-}
-
-impl RaftNetworkFactory<TypeConfig> for Network {
-    type Network = Connection;
-
-    async fn new_client(&mut self, target: NodeId, node: &ServerNode) -> Connection {
-        Connection {
-            target,
-            addr: node.raft_addr.clone(),
-            clients: self.clients.clone(),
-        }
-    }
-}
-
-/// openraft's handle on one other server.
-pub struct Connection {
-    target: NodeId,
-    addr: String,
-    clients: PeerClients,
-}
-
-impl Connection {
-    async fn raft_call<Req, Resp, E>(
-        &self,
-        method: Method,
-        request: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RPCError<NodeId, ServerNode, RaftError<NodeId, E>>>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: Error + DeserializeOwned,
-    {
-        let answer: Result<Resp, RaftError<NodeId, E>> = self
-            .clients
-            .call(&self.addr, method, request, option.hard_ttl())
-            .await
-            .map_err(|e| match e {
-                CallError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-                _ => RPCError::Network(NetworkError::new(&e)),
-            })?;
-        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-}
-
-impl RaftNetwork<TypeConfig> for Connection {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, ServerNode, RaftError<NodeId>>>
-    {
-        self.raft_call(Method::AppendEntries, &rpc, &option).await
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, ServerNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        self.raft_call(Method::InstallSnapshot, &rpc, &option).await
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, ServerNode, RaftError<NodeId>>> {
-        self.raft_call(Method::Vote, &rpc, &option).await
-    }
 }

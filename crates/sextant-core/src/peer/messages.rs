@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sextant_proto::internal::Frame;
+use sextant_state::catalog::CheckStatus;
 use sextant_state::{Command, Response};
 
-use super::{NodeId, ServerNode};
+use crate::node::{NodeId, ServerNode};
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Frame, tonic::Status> {
     bincode::serialize(value)
@@ -59,8 +60,9 @@ pub struct ForwardRequest {
 /// Where a write landed and what applying it yielded.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct WriteOutcome {
-    /// The Raft log index of the write: its revision.
-    pub index: u64,
+    /// The revision the write was applied at. An entry may carry several
+    /// writes, each at its own revision, so this is not the entry's log index.
+    pub revision: u64,
     pub response: Response,
 }
 
@@ -92,13 +94,44 @@ pub enum RemoteError {
     Unknown(String),
 }
 
-impl From<openraft::error::ForwardToLeader<NodeId, ServerNode>> for RemoteError {
-    fn from(forward: openraft::error::ForwardToLeader<NodeId, ServerNode>) -> Self {
-        RemoteError::NotLeader {
-            leader: forward.leader_id.zip(forward.leader_node),
-        }
-    }
+/// A TTL check's update, for the server that runs the check.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct TtlUpdateRequest {
+    pub node: String,
+    pub check_id: String,
+    pub status: CheckStatus,
+    pub output: String,
+    /// The revision the passing server had applied. The owner waits until it
+    /// has applied that much too, so a check registered through one server
+    /// can be updated through it at once even when another server owns the
+    /// check (and has not applied it yet).
+    pub seen_revision: u64,
 }
+
+/// The owner's verdict on a TTL update.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum TtlUpdateAnswer {
+    /// Taken; `Some(revision)` when the status changed at that revision.
+    Taken {
+        revision: Option<u64>,
+    },
+    UnknownCheck,
+    NotTtl,
+    /// Not taken, for the reason given (no leader, no quorum, shutting down).
+    Refused {
+        reason: String,
+    },
+}
+
+/// A session's renewal, for the leader.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RenewSessionRequest {
+    pub id: String,
+    pub ttl_ms: u64,
+}
+
+/// Whether the receiver took the renewal (it does only while it leads).
+pub type RenewSessionResponse = bool;
 
 pub type ForwardResponse = Result<WriteOutcome, RemoteError>;
 pub type ReadIndexResponse = Result<u64, RemoteError>;

@@ -17,8 +17,8 @@ use openraft::error::ClientWriteError;
 use sextant_state::Command;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::rpc::{ForwardResponse, RemoteError, WriteOutcome};
 use super::{Proposal, Raft};
+use crate::peer::{ForwardResponse, RemoteError, WriteOutcome};
 
 /// Entries proposed but not yet applied. openraft syncs one entry at a time
 /// anyway (one fsync per entry, whatever is in flight), so more entries in
@@ -145,8 +145,8 @@ fn answer_each(
 ) {
     match answers {
         Ok(applied) if applied.len() == replies.len() => {
-            for (reply, (index, response)) in replies.into_iter().zip(applied) {
-                let _ = reply.send(Ok(WriteOutcome { index, response }));
+            for (reply, (revision, response)) in replies.into_iter().zip(applied) {
+                let _ = reply.send(Ok(WriteOutcome { revision, response }));
             }
         }
         Ok(applied) => {
@@ -202,7 +202,7 @@ mod tests {
             .into_iter()
             .map(|answer| {
                 let outcome = answer.expect("applied");
-                (outcome.index, outcome.response)
+                (outcome.revision, outcome.response)
             })
             .collect();
         assert_eq!(
@@ -252,7 +252,7 @@ mod tests {
         );
         let got: Vec<u64> = received(answers)
             .into_iter()
-            .map(|a| a.expect("applied").index)
+            .map(|a| a.expect("applied").revision)
             .collect();
         assert_eq!(got, vec![1, 3]);
     }

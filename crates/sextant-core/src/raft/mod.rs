@@ -1,38 +1,21 @@
 //! Sextant's Raft: the type configuration, the state machine adapter, the
-//! network between servers and the server side of the internal gRPC API.
+//! Raft network between servers.
 
 pub mod batcher;
+pub mod config;
 pub mod network;
 pub mod observer;
 pub mod quorum_ack;
 pub mod read_rounds;
-pub mod rpc;
-pub mod service;
 pub mod snapshot_file;
 pub mod state_machine;
 
-use std::fmt;
 use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-/// A server's Raft identity: random at first start, then kept in the data directory.
-pub type NodeId = u64;
-
-/// What every server knows about another: enough to reach each of its listeners.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct ServerNode {
-    pub name: String,
-    pub raft_addr: String,
-    pub http_addr: String,
-    pub grpc_addr: String,
-}
-
-impl fmt::Display for ServerNode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.name, self.raft_addr)
-    }
-}
+use crate::node::{NodeId, ServerNode};
+use crate::peer::RemoteError;
 
 /// What one Raft entry carries: the commands of every write proposed while
 /// the entry before it was in flight, applied in order.
@@ -84,4 +67,12 @@ pub fn leader_of(raft: &Raft) -> Option<(NodeId, ServerNode)> {
         .get_node(&id)?
         .clone();
     Some((id, node))
+}
+
+impl From<openraft::error::ForwardToLeader<NodeId, ServerNode>> for RemoteError {
+    fn from(forward: openraft::error::ForwardToLeader<NodeId, ServerNode>) -> Self {
+        RemoteError::NotLeader {
+            leader: forward.leader_id.zip(forward.leader_node),
+        }
+    }
 }

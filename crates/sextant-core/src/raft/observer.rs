@@ -3,7 +3,8 @@
 
 use openraft::ServerState;
 
-use super::{NodeId, Raft};
+use super::Raft;
+use crate::node::NodeId;
 
 /// Runs until Raft shuts down.
 pub async fn log_transitions(raft: Raft) {

@@ -18,9 +18,9 @@ use std::time::Duration;
 use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::sync::{mpsc, oneshot};
 
-use super::network::{Method, PeerClients};
-use super::rpc::{ReadIndexRequest, ReadIndexResponse, RemoteError};
 use super::Raft;
+use crate::peer::{Method, PeerClients};
+use crate::peer::{ReadIndexRequest, ReadIndexResponse, RemoteError};
 
 /// The handle the registry holds; the task stops when it is dropped.
 pub struct ReadRounds {

@@ -79,7 +79,7 @@ impl SnapshotFile {
         bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
         bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&body);
-        crate::atomic_file::replace(&self.dir, FILE_NAME, &bytes).map_err(io_err)?;
+        sextant_storage::atomic_file::replace(&self.dir, FILE_NAME, &bytes).map_err(io_err)?;
         *on_disk = snapshot.meta.last_log_id;
         Ok(())
     }

@@ -5,6 +5,9 @@
 //! Reads name their consistency and are served from the local applied state
 //! once it is known to be recent enough. Frontends never touch Raft directly.
 
+mod status;
+mod view;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,16 +19,21 @@ use sextant_state::{Command, Op};
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::raft::batcher::Batcher;
-use crate::raft::network::{CallError, Method, PeerClients};
-use crate::raft::quorum_ack::QuorumAck;
-use crate::raft::read_rounds::ReadRounds;
-use crate::raft::rpc::{
+use crate::node::{NodeId, ServerNode};
+use crate::peer::{CallError, Method, PeerClients};
+use crate::peer::{
     ForwardRequest, ForwardResponse, JoinRequest, LeaveRequest, MembershipResponse,
     ReadIndexRequest, ReadIndexResponse, RemoteError, WriteOutcome,
 };
+use crate::raft::batcher::Batcher;
+use crate::raft::quorum_ack::QuorumAck;
+use crate::raft::read_rounds::ReadRounds;
 use crate::raft::state_machine::SharedState;
-use crate::raft::{NodeId, Raft, RaftMetrics, ServerNode};
+use crate::raft::{Raft, RaftMetrics};
+use crate::watch_hub::WatchHub;
+
+pub use self::status::{Membership, RaftRole, RaftStatus};
+pub use self::view::StateView;
 
 /// How long a write may take to reach this server after the leader applied it.
 const LOCAL_APPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +61,9 @@ pub enum RegistryError {
     Indeterminate { reason: String },
     #[error("membership change failed: {0}")]
     Membership(String),
+    /// A server this request had to reach (the leader, say) could not be.
+    #[error("{reason}")]
+    Unavailable { reason: String },
 }
 
 /// What a read tells its client besides the data (Consul's X-Consul-* headers).
@@ -142,21 +153,90 @@ impl Registry {
         &self.node
     }
 
-    pub fn raft(&self) -> &Raft {
+    pub(crate) fn raft(&self) -> &Raft {
         &self.raft
     }
 
-    pub fn state(&self) -> &SharedState {
+    pub(crate) fn state(&self) -> &SharedState {
         &self.state
     }
 
     /// The clients for calls to other servers (the lease keeper forwards with them).
-    pub fn peers(&self) -> &PeerClients {
+    pub(crate) fn peers(&self) -> &PeerClients {
         &self.peers
     }
 
-    pub fn metrics(&self) -> RaftMetrics {
+    pub(crate) fn metrics(&self) -> RaftMetrics {
         self.raft.metrics().borrow().clone()
+    }
+
+    /// Resolves when Raft has stopped on a fatal error — the log could not be
+    /// written or synced, say — with that error. Such a server can no longer
+    /// take part in the cluster; like etcd, it should exit, so that it is
+    /// restarted and recovers from what its disk holds. Never resolves while
+    /// Raft runs or after a clean shutdown.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return match fatal {
+                    openraft::error::Fatal::Stopped => std::future::pending().await,
+                    fatal => fatal.to_string(),
+                };
+            }
+            if metrics.changed().await.is_err() {
+                // Raft's core task ended without saying why: it panicked
+                // (a clean shutdown says `Stopped` first, and is not awaited
+                // here anyway).
+                return "Raft's core task ended (it panicked; see the log above)".to_owned();
+            }
+        }
+    }
+
+    /// Shuts Raft down, which flushes and closes the log.
+    pub async fn shutdown_raft(&self) -> Result<(), String> {
+        self.raft.shutdown().await.map_err(|e| e.to_string())
+    }
+
+    /// The Raft term this server is in (cheaper than a whole [`RaftStatus`]:
+    /// every etcd response header carries it).
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// This server's Raft state as it stands.
+    pub fn status(&self) -> RaftStatus {
+        RaftStatus::from(&*self.raft.metrics().borrow())
+    }
+
+    /// The state as this server has applied it, without waiting for anything
+    /// (what [`Consistency::Stale`] reads, and what a caller that already
+    /// waited — a read barrier, `applied_here` — then looks at).
+    pub fn view(&self) -> StateView<'_> {
+        StateView::new(self.state.read())
+    }
+
+    /// Waits until this server's applied state satisfies `consistency`, then
+    /// hands out a view of it.
+    pub async fn read(&self, consistency: Consistency) -> Result<StateView<'_>, RegistryError> {
+        self.read_barrier(consistency).await?;
+        Ok(self.view())
+    }
+
+    /// The revision of the applied state: that of the last applied command.
+    pub fn revision(&self) -> u64 {
+        self.state.revision()
+    }
+
+    /// A receiver that changes whenever entries are applied, holding the
+    /// applied revision.
+    pub fn subscribe_revision(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.state.subscribe()
+    }
+
+    /// What each applied batch changed, for watchers of keys and services.
+    pub fn hub(&self) -> &WatchHub {
+        self.state.hub()
     }
 
     /// Called whenever the leader's AppendEntries reaches this server.
@@ -233,7 +313,7 @@ impl Registry {
         let span = tracing::debug_span!(
             "registry.write",
             op = op_kind(&op),
-            raft.index = Empty,
+            revision = Empty,
             duration_ms = Empty,
             error = Empty,
         );
@@ -309,7 +389,7 @@ impl Registry {
         let span = tracing::debug_span!(
             "raft.propose",
             op = op_kind(&command.op),
-            raft.index = Empty,
+            revision = Empty,
             duration_ms = Empty,
             error = Empty,
         );
@@ -623,7 +703,7 @@ fn op_kind(op: &Op) -> &'static str {
     }
 }
 
-/// Fills in a proposal span's index (or error) and duration.
+/// Fills in a proposal span's revision (or error) and duration.
 fn record_outcome<E: std::fmt::Display>(
     span: &tracing::Span,
     outcome: &Result<WriteOutcome, E>,
@@ -633,7 +713,7 @@ fn record_outcome<E: std::fmt::Display>(
         return;
     }
     match outcome {
-        Ok(written) => span.record("raft.index", written.index),
+        Ok(written) => span.record("revision", written.revision),
         Err(e) => span.record("error", tracing::field::display(e)),
     };
     span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
