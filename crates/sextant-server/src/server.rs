@@ -34,6 +34,14 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "the {what} address {addr} is already in use (another server on this machine?): set {flag}"
+    )]
+    AddrInUse {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        flag: &'static str,
+    },
     #[error(transparent)]
     Core(#[from] CoreError),
 }
@@ -62,33 +70,33 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let previous = identity::previous(&data_dir);
 
     let raft_listener = bind(
-        "raft",
+        "Raft",
+        "--raft-addr",
         identity::sticky(config.raft_addr, previous.as_ref().map(|p| p.raft)),
     )
     .await?;
     let http_listener = bind(
-        "http",
+        "Consul HTTP",
+        "--http-addr",
         identity::sticky(config.http_addr, previous.as_ref().map(|p| p.http)),
     )
     .await?;
     let grpc_listener = bind(
-        "grpc",
+        "gRPC",
+        "--grpc-addr",
         identity::sticky(config.grpc_addr, previous.as_ref().map(|p| p.grpc)),
     )
     .await?;
     let nacos_listener = bind(
-        "nacos",
+        "Nacos HTTP",
+        "--nacos-addr",
         identity::sticky(config.nacos_addr, previous.as_ref().and_then(|p| p.nacos)),
     )
     .await?;
     let dns_addr = identity::sticky(config.dns_addr, previous.as_ref().map(|p| p.dns));
     let dns_listeners = sextant_dns::bind(dns_addr)
         .await
-        .map_err(|source| StartError::Bind {
-            what: "dns",
-            addr: dns_addr,
-            source,
-        })?;
+        .map_err(|source| bind_error("DNS", "--dns-addr", dns_addr, source))?;
     let dns_resolver =
         sextant_dns::resolve::Resolver::new(&config.dns).map_err(|e| ConfigError::Invalid {
             field: "dns_domain",
@@ -236,10 +244,29 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     })
 }
 
-async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+/// Binds one listener; `flag` is the agent flag that moves it, named when
+/// the address is taken (by a second server started with the defaults).
+async fn bind(
+    what: &'static str,
+    flag: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind { what, addr, source })
+        .map_err(|source| bind_error(what, flag, addr, source))
+}
+
+fn bind_error(
+    what: &'static str,
+    flag: &'static str,
+    addr: std::net::SocketAddr,
+    source: std::io::Error,
+) -> StartError {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        StartError::AddrInUse { what, addr, flag }
+    } else {
+        StartError::Bind { what, addr, source }
+    }
 }
 
 impl RunningServer {
