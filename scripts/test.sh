@@ -14,7 +14,7 @@ log() { printf '\n== %s\n' "$*"; }
 # (protobuf-compiler) for the build of the etcd-client crate the etcd API tests use;
 # Go with the etcd 3.4 clientv3 sources (golang-go, golang-etcd-server-dev) and the
 # Python etcd3 client for /usr/bin/python3 (python3-etcd3) for tests/etcd_compat;
-# the browser the web UI test drives (chromium) for tests/ui.rs.
+# the browser the web UI test drives (chromium) for tests/it/ui.rs.
 apt_packages=(etcd-client bind9-dnsutils protobuf-compiler golang-go golang-etcd-server-dev python3-etcd3 chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -27,13 +27,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # PyPI: the Python Consul client the Consul-compatibility tests drive, and
-# the Nacos v1 client tests/nacos.rs drives.
+# the Nacos v1 client tests/it/nacos.rs drives.
 if ! python3 -c 'import consul, requests, nacos' 2>/dev/null; then
   log "installing py-consul and nacos-sdk-python"
   python3 -m pip install -q --root-user-action=ignore py-consul==1.8.0 requests nacos-sdk-python==1.0.0
 fi
 
-# PyPI: Playwright, which drives the system chromium in tests/ui.rs (no
+# PyPI: Playwright, which drives the system chromium in tests/it/ui.rs (no
 # `playwright install`: it never downloads a browser of its own).
 if ! python3 -c 'import playwright.sync_api' 2>/dev/null; then
   log "installing playwright"

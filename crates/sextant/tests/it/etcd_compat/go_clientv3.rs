@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::{scratch_dir, wait_leader, BIN};
+use super::{scratch_dir, wait_leader, BIN};
 
 pub const SUITE: Suite = Suite {
     id: "go-clientv3",
@@ -46,7 +46,7 @@ pub async fn run() -> Report {
 }
 
 fn source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/etcd_compat/go")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/etcd_compat/go")
 }
 
 /// `go build` of the program; returns the binary.

@@ -1,6 +1,4 @@
 //! In-process servers on ephemeral ports for this crate's integration tests.
-//! Each test binary uses a different part of this module.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;

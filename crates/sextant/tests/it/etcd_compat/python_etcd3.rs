@@ -13,7 +13,7 @@ use testkit::{Cluster, ClusterOpts};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use crate::BIN;
+use super::BIN;
 
 pub const SUITE: Suite = Suite {
     id: "python-etcd3",
@@ -42,7 +42,7 @@ async fn run_all(report: &mut Report) -> anyhow::Result<()> {
     let leader = cluster.leader_index().await;
     let followers = cluster.follower_indexes().await;
     let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/etcd_compat/python/etcd3_interop.py");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/etcd_compat/python/etcd3_interop.py");
     let mut command = Command::new(PYTHON);
     command
         .arg(&script)

@@ -3,7 +3,7 @@ a 3-server Sextant cluster: KV, Txn, leases, a lock built from a lease and a
 Txn, watches, and a watch that survives a leader kill without gap or
 duplicate.
 
-Driven by crates/sextant/tests/etcd_compat/python.rs; run with /usr/bin/python3.
+Driven by crates/sextant/tests/it/etcd_compat/python_etcd3.rs; run with /usr/bin/python3.
 
     etcd3_interop.py --leader HOST:PORT --follower HOST:PORT --follower HOST:PORT
 

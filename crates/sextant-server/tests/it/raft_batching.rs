@@ -4,7 +4,7 @@
 //! each write once, in revision order. In-process servers on ephemeral ports,
 //! driven by a real etcd client; every wait polls under a deadline.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;

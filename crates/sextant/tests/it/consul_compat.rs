@@ -11,7 +11,7 @@
 //! `<!-- compat:consul:end -->` (`UPDATE_README=1` rewrites it;
 //! `SEXTANT_COMPAT_ONLY=smoke` runs only that suite and leaves the README
 //! alone). Reports and rendering are `testkit::compat`'s, shared with
-//! `tests/etcd_compat`.
+//! `tests/it/etcd_compat`.
 //!
 //! The other tests here check what no client script covers: the exact JSON
 //! of the article's Go snippet, malformed registrations, several tags, the
@@ -62,7 +62,7 @@ const MATRIX: Matrix = Matrix {
             TTL checks run on the servers; operations (`/v1/status/leader`, `/v1/status/peers`, \
             `/v1/operator/raft/configuration`, `DELETE /v1/operator/raft/peer`, \
             `/v1/agent/self`, `/v1/agent/members`) — checked with real clients by \
-            `crates/sextant/tests/consul_compat.rs`:",
+            `crates/sextant/tests/it/consul_compat.rs`:",
     client_heading: "Consul client",
     test: "consul_compat",
     target_tmpdir: env!("CARGO_TARGET_TMPDIR"),

@@ -12,7 +12,7 @@ use testkit::compat::{Report, Suite};
 use testkit::{Cluster, ClusterOpts, Server};
 use tokio::process::Command;
 
-use crate::{wait_leader, BIN};
+use super::{wait_leader, BIN};
 
 pub const SUITE: Suite = Suite {
     id: "etcdctl",

@@ -16,7 +16,7 @@ use testkit::{Cluster, ClusterOpts};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::BIN;
+use super::BIN;
 
 pub const SUITE: Suite = Suite {
     id: "rust-etcd-client",

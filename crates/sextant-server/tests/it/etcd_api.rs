@@ -2,7 +2,7 @@
 //! against in-process servers on ephemeral ports. Nothing sleeps for luck:
 //! every wait polls a condition under a deadline.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! The leader compacts the key history down to the configured retention.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

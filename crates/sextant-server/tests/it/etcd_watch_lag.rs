@@ -6,7 +6,7 @@
 //! The server is started with a small hub backlog (`ServerConfig::watch_backlog`),
 //! so a few hundred writes make the stream lag.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -12,7 +12,7 @@
 //!   (and leaves the README alone).
 //!
 //! Reports, rendering and the README comparison are `testkit::compat`'s,
-//! shared with the Consul matrix (`tests/consul_compat.rs`).
+//! shared with the Consul matrix (`tests/it/consul_compat.rs`).
 
 mod etcdctl;
 mod go_clientv3;
@@ -32,7 +32,7 @@ const MATRIX: Matrix = Matrix {
     intro: "etcd v3 gRPC on `--grpc-addr` — KV (Range, Put, DeleteRange, Txn, Compact), Watch, \
             Lease, Cluster, Maintenance; the catalog read-only under `/sextant/services/` (see \
             [docs/etcd.md](docs/etcd.md)) — checked with real clients by \
-            `crates/sextant/tests/etcd_compat`:",
+            `crates/sextant/tests/it/etcd_compat`:",
     client_heading: "etcd client",
     test: "etcd_compat",
     target_tmpdir: env!("CARGO_TARGET_TMPDIR"),
