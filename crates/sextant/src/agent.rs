@@ -82,7 +82,7 @@ pub struct AgentArgs {
     /// TOML configuration file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Log filter, e.g. info, debug, sextant_server=debug [default: info]
+    /// Log filter, e.g. info, debug, sextant_core=debug [default: info]
     #[arg(long)]
     log_level: Option<String>,
     /// Log lines as text or as JSON objects [default: text]

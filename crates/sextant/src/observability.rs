@@ -36,7 +36,7 @@ pub enum LogFormat {
 
 /// What the agent's configuration says about logs and traces.
 pub struct Settings<'a> {
-    /// A tracing filter directive, e.g. `info` or `sextant_server=debug`.
+    /// A tracing filter directive, e.g. `info` or `sextant_core=debug`.
     pub log_level: &'a str,
     pub log_format: LogFormat,
     /// An OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`.
