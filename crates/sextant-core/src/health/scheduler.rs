@@ -8,12 +8,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use sextant_state::catalog::{CheckDefinition, CheckKind, CheckStatus};
 use sextant_state::Op;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::ownership::{CheckKey, Ownership};
 use super::probe::{ProbeResult, Prober};
