@@ -29,12 +29,13 @@ pub mod view;
 mod writer;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sextant_state::catalog::{CheckKind, CheckStatus};
 use sextant_state::Op;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use self::ownership::CheckKey;
 use self::session_ttl::SessionTimers;

@@ -7,13 +7,15 @@
 //! proposed again by the next result.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use sextant_state::catalog::{CheckDefinition, CheckKind, CheckStatus};
 use sextant_state::Op;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::ownership::{CheckKey, Ownership};
 use super::probe::{ProbeResult, Prober};
@@ -87,10 +89,7 @@ struct Scheduler {
     reapable: HashSet<CheckKey>,
     next_generation: u64,
     synced: Option<Synced>,
-    next_flush: Instant,
-    last_tick: Instant,
-    /// No resync before this (see [`RESYNC_PACING`]).
-    next_resync: Instant,
+    pacing: Pacing,
 }
 
 /// A gap between ticks this many times the tick means the server did not
@@ -105,9 +104,65 @@ const STALL_TICKS: u32 = 5;
 /// clock starts that much later: never earlier).
 const RESYNC_PACING: u32 = 20;
 
+/// When the scheduler's periodic work is due: the clock half of a tick, kept
+/// apart from the work it paces.
+struct Pacing {
+    tick: Duration,
+    flush_every: Duration,
+    last_tick: Instant,
+    /// No resync before this (see [`RESYNC_PACING`]).
+    next_resync: Instant,
+    next_flush: Instant,
+}
+
+impl Pacing {
+    fn new(tick: Duration, flush_every: Duration, now: Instant) -> Self {
+        Self {
+            tick,
+            flush_every,
+            last_tick: now,
+            next_resync: now,
+            next_flush: now + flush_every,
+        }
+    }
+
+    /// Records a tick at `now`. When the gap since the last one shows that
+    /// the server did not run (see [`STALL_TICKS`]), returns the time it did
+    /// not: all but one tick of the gap.
+    fn ticked(&mut self, now: Instant) -> Option<Duration> {
+        let gap = now.duration_since(self.last_tick);
+        self.last_tick = now;
+        (gap > self.tick * STALL_TICKS).then(|| gap - self.tick)
+    }
+
+    fn resync_due(&self, now: Instant) -> bool {
+        now >= self.next_resync
+    }
+
+    /// Records a resync that started at `started` and took `took`: the next
+    /// waits [`RESYNC_PACING`] times as long.
+    fn resynced(&mut self, started: Instant, took: Duration) {
+        self.next_resync = started + took * RESYNC_PACING;
+    }
+
+    /// Whether output-only changes are to be written at `now`; if so, the
+    /// next flush is one interval later.
+    fn flush_due(&mut self, now: Instant) -> bool {
+        if now < self.next_flush {
+            return false;
+        }
+        self.next_flush = now + self.flush_every;
+        true
+    }
+}
+
 pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) {
     let (reports, mut results) = mpsc::channel(RESULT_QUEUE);
-    let flush_every = health.config.output_flush_interval;
+    let pacing = Pacing::new(
+        health.config.tick,
+        health.config.output_flush_interval,
+        Instant::now(),
+    );
     let mut ticker = tokio::time::interval(health.config.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut scheduler = Scheduler {
@@ -120,9 +175,7 @@ pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) 
         reapable: HashSet::new(),
         next_generation: 0,
         synced: None,
-        next_flush: Instant::now() + flush_every,
-        last_tick: Instant::now(),
-        next_resync: Instant::now(),
+        pacing,
     };
     loop {
         tokio::select! {
@@ -135,28 +188,23 @@ pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) 
 impl Scheduler {
     fn on_tick(&mut self) {
         let now = Instant::now();
-        let gap = now.duration_since(self.last_tick);
-        self.last_tick = now;
-        let tick = self.health.config.tick;
-        if gap > tick * STALL_TICKS {
+        if let Some(stalled) = self.pacing.ticked(now) {
             // While this server did not run it heard no TTL updates, and its
             // view of who owns what is as old as the gap: that time must not
             // count against any TTL it tracks.
-            let stalled = gap - tick;
             tracing::warn!(
                 ?stalled,
                 "health scheduler did not run; postponing TTL deadlines"
             );
             self.health.ttl_table().postpone(stalled);
         }
-        if now >= self.next_resync {
+        if self.pacing.resync_due(now) {
             self.resync_if_needed(now);
-            self.next_resync = now + now.elapsed() * RESYNC_PACING;
+            self.pacing.resynced(now, now.elapsed());
         }
         self.expire_ttls(now);
         self.reap(now);
-        if now >= self.next_flush {
-            self.next_flush = now + self.health.config.output_flush_interval;
+        if self.pacing.flush_due(now) {
             self.flush_outputs();
         }
     }
@@ -339,31 +387,22 @@ impl Scheduler {
     ) -> AbortOnDrop {
         let interval = Duration::from_millis(definition.interval_ms.max(1));
         let timeout = Duration::from_millis(definition.timeout_ms.max(1));
-        let kind = definition.kind.clone();
-        let prober = self.prober.clone();
-        let reports = self.reports.clone();
+        let target = Arc::new((self.prober.clone(), definition.kind.clone()));
+        let probe = move || {
+            let target = target.clone();
+            async move { target.0.probe(&target.1, timeout).await }
+        };
         let first_delay_max = interval.min(MAX_FIRST_PROBE_DELAY);
         let first_delay =
             Duration::from_millis(rand::rng().random_range(0..=first_delay_max.as_millis() as u64));
-        AbortOnDrop(tokio::spawn(async move {
-            tokio::time::sleep(first_delay).await;
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let Some(result) = prober.probe(&kind, timeout).await else {
-                    return;
-                };
-                let report = Report {
-                    key: key.clone(),
-                    generation,
-                    result,
-                };
-                if reports.send(report).await.is_err() {
-                    return;
-                }
-            }
-        }))
+        AbortOnDrop(tokio::spawn(probe_every(
+            first_delay,
+            interval,
+            probe,
+            key,
+            generation,
+            self.reports.clone(),
+        )))
     }
 
     fn on_report(&mut self, report: Report) {
@@ -506,6 +545,40 @@ impl Scheduler {
     }
 }
 
+/// Probes one check, first after `first_delay` and then every `interval` (a
+/// slow probe delays the next rather than bunching them up), and reports
+/// each result as the check `key` of `generation`, until the probe has
+/// nothing to report or the loop is gone.
+async fn probe_every<P, F>(
+    first_delay: Duration,
+    interval: Duration,
+    mut probe: P,
+    key: CheckKey,
+    generation: u64,
+    reports: mpsc::Sender<Report>,
+) where
+    P: FnMut() -> F,
+    F: Future<Output = Option<ProbeResult>>,
+{
+    tokio::time::sleep(first_delay).await;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(result) = probe().await else {
+            return;
+        };
+        let report = Report {
+            key: key.clone(),
+            generation,
+            result,
+        };
+        if reports.send(report).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The check's status and output as this server has applied them.
 fn replicated(health: &Health, node: &str, check_id: &str) -> Option<(CheckStatus, String)> {
     let state = health.registry.state().read();
@@ -516,5 +589,147 @@ fn replicated(health: &Health, node: &str, check_id: &str) -> Option<(CheckStatu
 fn propose(writes: &mpsc::Sender<Op>, op: Op) {
     if writes.try_send(op).is_err() {
         tracing::debug!("health write queue full; the change will be proposed again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::{advance, interval, MissedTickBehavior};
+
+    use super::super::ttl::TtlTable;
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(200);
+    const FLUSH: Duration = Duration::from_secs(30);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Ticks `ticks` times as the scheduler does, each resync taking `took`
+    /// of the (paused) clock; returns when, from the start, resyncs ran.
+    async fn resyncs(ticks: usize, took: Duration) -> Vec<Duration> {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::new(TICK, FLUSH, t0);
+        let mut ticker = interval(TICK);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ran = Vec::new();
+        for _ in 0..ticks {
+            ticker.tick().await;
+            let now = Instant::now();
+            assert_eq!(pacing.ticked(now), None, "no stall while ticking");
+            if pacing.resync_due(now) {
+                ran.push(now - t0);
+                advance(took).await;
+                pacing.resynced(now, now.elapsed());
+            }
+        }
+        ran
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_catalog_resyncs_every_tick() {
+        let every_tick: Vec<Duration> = (0..6).map(|n| TICK * n).collect();
+        assert_eq!(resyncs(6, Duration::ZERO).await, every_tick);
+        // Up to a twentieth of a tick, a resync still leaves the next tick free.
+        assert_eq!(resyncs(6, TICK / RESYNC_PACING).await, every_tick);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_resync_that_took_d_the_next_waits_twenty_d() {
+        // 50 ms walking the catalog: the next resync a second later.
+        assert_eq!(resyncs(12, ms(50)).await, vec![ms(0), ms(1000), ms(2000)]);
+        let t = Instant::now();
+        let mut pacing = Pacing::new(TICK, FLUSH, t);
+        pacing.resynced(t, ms(30));
+        assert!(!pacing.resync_due(t + ms(599)));
+        assert!(pacing.resync_due(t + ms(600)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_postpones_ttl_deadlines_by_the_time_not_run() {
+        let key: CheckKey = ("node".into(), "ttl".into());
+        let t0 = Instant::now();
+        let mut pacing = Pacing::new(TICK, FLUSH, t0);
+        let mut table = TtlTable::default();
+        table.ensure(&key, Duration::from_secs(2), t0);
+        // A late tick, five ticks after the last, is no stall yet.
+        advance(TICK * STALL_TICKS).await;
+        assert_eq!(pacing.ticked(Instant::now()), None);
+        // Then the server does not run for 5 s: 4.8 s of it do not count.
+        advance(Duration::from_secs(5)).await;
+        let stalled = pacing.ticked(Instant::now());
+        assert_eq!(stalled, Some(ms(4800)));
+        table.postpone(ms(4800));
+        // Due at 2 s, the check now expires at 6.8 s, and not before.
+        assert!(table.expired(Instant::now()).is_empty());
+        advance(t0 + ms(6799) - Instant::now()).await;
+        assert!(table.expired(Instant::now()).is_empty());
+        advance(ms(1)).await;
+        assert_eq!(table.expired(Instant::now()).len(), 1);
+        assert_eq!(Instant::now() - t0, ms(6800));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outputs_are_flushed_once_an_interval() {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::new(TICK, FLUSH, t0);
+        assert!(!pacing.flush_due(t0));
+        assert!(!pacing.flush_due(t0 + FLUSH - ms(1)));
+        advance(FLUSH + TICK).await;
+        assert!(pacing.flush_due(Instant::now()));
+        assert!(!pacing.flush_due(Instant::now()));
+        assert!(pacing.flush_due(Instant::now() + FLUSH));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn thresholds_change_the_status_at_the_probe_that_reaches_them() {
+        use CheckStatus::{Critical, Passing, Warning};
+        let definition = CheckDefinition {
+            interval_ms: 10_000,
+            success_before_passing: 2,
+            failures_before_warning: 2,
+            failures_before_critical: 3,
+            ..CheckDefinition::default()
+        };
+        let mut script = [
+            Critical, Critical, Critical, Passing, Critical, Passing, Passing,
+        ]
+        .into_iter();
+        let probe = move || {
+            let next = script.next();
+            async move {
+                next.map(|status| ProbeResult {
+                    status,
+                    output: String::new(),
+                })
+            }
+        };
+        let (reports, mut results) = mpsc::channel(1);
+        let t0 = Instant::now();
+        tokio::spawn(probe_every(
+            Duration::from_secs(1),
+            Duration::from_millis(definition.interval_ms),
+            probe,
+            ("node".into(), "http".into()),
+            1,
+            reports,
+        ));
+        // What the scheduler does with each report: its counter decides.
+        let mut counter = Counter::default();
+        let mut decisions = Vec::new();
+        while let Some(report) = results.recv().await {
+            let at = (Instant::now() - t0).as_secs();
+            if let Some(status) = counter.observe(&definition, report.result.status) {
+                decisions.push((at, status));
+            }
+        }
+        // Probes at 1, 11, 21, ... s: the second failure in a row warns, the
+        // third is critical; a lone success, or a lone failure after it,
+        // changes nothing; the second success in a row passes.
+        assert_eq!(
+            decisions,
+            vec![(11, Warning), (21, Critical), (61, Passing)]
+        );
     }
 }

@@ -6,10 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::ServerState;
 use sextant_state::Op;
+use tokio::time::Instant;
 
 use super::Health;
 
@@ -98,36 +99,61 @@ pub async fn run(health: Arc<Health>) {
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::advance;
+
     use super::*;
 
-    #[test]
-    fn sessions_expire_unless_renewed() {
-        let t0 = Instant::now();
-        let ttl = Duration::from_secs(10);
-        let mut timers = SessionTimers::default();
-        timers.sync([("a".to_owned(), ttl), ("b".to_owned(), ttl)], t0);
-        timers.renew("a", ttl, t0 + Duration::from_secs(5));
-        assert_eq!(
-            timers.expired(t0 + Duration::from_secs(10)),
-            vec!["b".to_owned()]
-        );
-        assert!(timers.expired(t0 + Duration::from_secs(14)).len() == 1);
+    const TTL: Duration = Duration::from_secs(10);
+    const MS: Duration = Duration::from_millis(1);
+
+    fn sessions(ids: &[&str]) -> Vec<(String, Duration)> {
+        ids.iter().map(|id| ((*id).to_owned(), TTL)).collect()
     }
 
-    #[test]
-    fn sync_keeps_running_clocks_and_forgets_ended_sessions() {
-        let t0 = Instant::now();
-        let ttl = Duration::from_secs(10);
+    #[tokio::test(start_paused = true)]
+    async fn sessions_expire_a_ttl_after_their_last_renewal() {
         let mut timers = SessionTimers::default();
-        timers.sync([("a".to_owned(), ttl)], t0);
+        timers.sync(sessions(&["a", "b"]), Instant::now());
+        advance(Duration::from_secs(5)).await;
+        timers.renew("a", TTL, Instant::now());
+        advance(Duration::from_secs(5) - MS).await;
+        assert!(timers.expired(Instant::now()).is_empty());
+        advance(MS).await;
+        assert_eq!(timers.expired(Instant::now()), vec!["b".to_owned()]);
+        advance(Duration::from_secs(5) - MS).await;
+        assert_eq!(timers.expired(Instant::now()).len(), 1);
+        advance(MS).await;
+        assert_eq!(timers.expired(Instant::now()).len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sync_keeps_running_clocks_and_forgets_ended_sessions() {
+        let mut timers = SessionTimers::default();
+        timers.sync(sessions(&["a"]), Instant::now());
         // A later sync does not restart the clock...
-        timers.sync([("a".to_owned(), ttl)], t0 + Duration::from_secs(9));
-        assert_eq!(
-            timers.expired(t0 + Duration::from_secs(10)),
-            vec!["a".to_owned()]
-        );
+        advance(Duration::from_secs(9)).await;
+        timers.sync(sessions(&["a"]), Instant::now());
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(timers.expired(Instant::now()), vec!["a".to_owned()]);
         // ...and a session gone from the state is forgotten.
-        timers.sync([], t0);
-        assert!(timers.expired(t0 + Duration::from_secs(100)).is_empty());
+        timers.sync([], Instant::now());
+        advance(Duration::from_secs(100)).await;
+        assert!(timers.expired(Instant::now()).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_leader_gives_every_session_a_whole_ttl() {
+        let mut timers = SessionTimers::default();
+        timers.sync(sessions(&["a"]), Instant::now());
+        // Leadership is lost 8 s in, and won back after a 5 s election,
+        // during which the session's TTL ran out.
+        advance(Duration::from_secs(8)).await;
+        timers.clear();
+        advance(Duration::from_secs(5)).await;
+        timers.sync(sessions(&["a"]), Instant::now());
+        advance(TTL - MS).await;
+        assert!(timers.expired(Instant::now()).is_empty());
+        advance(MS).await;
+        assert_eq!(timers.expired(Instant::now()), vec!["a".to_owned()]);
     }
 }

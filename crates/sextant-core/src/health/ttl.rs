@@ -8,7 +8,9 @@
 //! leader) never makes a check expire.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::ownership::CheckKey;
 
@@ -149,23 +151,29 @@ impl TtlTable {
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::advance;
+
     use super::*;
 
     fn key(id: &str) -> CheckKey {
         ("node".into(), id.into())
     }
 
-    #[test]
-    fn a_check_expires_a_ttl_after_its_last_update() {
-        let t0 = Instant::now();
+    const MS: Duration = Duration::from_millis(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_expires_exactly_a_ttl_after_its_last_update() {
         let ttl = Duration::from_secs(2);
         let mut table = TtlTable::default();
-        table.ensure(&key("a"), ttl, t0);
-        table.touch(&key("a"), ttl, "fresh", t0 + Duration::from_secs(1));
-        assert!(table.expired(t0 + Duration::from_millis(2900)).is_empty());
-        let expired = table.expired(t0 + Duration::from_secs(3));
+        table.ensure(&key("a"), ttl, Instant::now());
+        advance(Duration::from_secs(1)).await;
+        table.touch(&key("a"), ttl, "fresh", Instant::now());
+        advance(ttl - MS).await;
+        assert!(table.expired(Instant::now()).is_empty());
+        assert!(!table.is_expired(&key("a"), Instant::now()));
+        advance(MS).await;
         assert_eq!(
-            expired,
+            table.expired(Instant::now()),
             vec![Expired {
                 key: key("a"),
                 output: format!("{EXPIRED_PREFIX}fresh")
@@ -183,29 +191,33 @@ mod tests {
         assert_eq!(table.expired(t0 + Duration::from_secs(2)).len(), 1);
     }
 
-    #[test]
-    fn a_check_taken_over_gets_a_whole_ttl() {
-        let t0 = Instant::now();
+    #[tokio::test(start_paused = true)]
+    async fn a_check_taken_over_gets_a_whole_ttl() {
+        let ttl = Duration::from_secs(10);
+        // Registered an hour ago and last updated on its old owner, but only
+        // now owned here: no instant expiry.
+        advance(Duration::from_secs(3600)).await;
         let mut table = TtlTable::default();
-        // Registered long ago, but only now owned here: no instant expiry.
-        table.ensure(&key("a"), Duration::from_secs(10), t0);
-        assert!(!table.is_expired(&key("a"), t0 + Duration::from_secs(9)));
-        table.ensure(
-            &key("a"),
-            Duration::from_secs(10),
-            t0 + Duration::from_secs(5),
-        );
-        assert!(table.is_expired(&key("a"), t0 + Duration::from_secs(10)));
+        table.ensure(&key("a"), ttl, Instant::now());
+        advance(Duration::from_secs(5)).await;
+        // A later resync of the same definition does not restart the clock.
+        table.ensure(&key("a"), ttl, Instant::now());
+        advance(Duration::from_secs(5) - MS).await;
+        assert!(!table.is_expired(&key("a"), Instant::now()));
+        advance(MS).await;
+        assert!(table.is_expired(&key("a"), Instant::now()));
     }
 
-    #[test]
-    fn time_the_server_did_not_run_does_not_count() {
-        let t0 = Instant::now();
+    #[tokio::test(start_paused = true)]
+    async fn time_the_server_did_not_run_does_not_count() {
         let mut table = TtlTable::default();
-        table.ensure(&key("a"), Duration::from_secs(2), t0);
+        table.ensure(&key("a"), Duration::from_secs(2), Instant::now());
+        advance(Duration::from_secs(3)).await;
         table.postpone(Duration::from_secs(3));
-        assert!(!table.is_expired(&key("a"), t0 + Duration::from_millis(4900)));
-        assert!(table.is_expired(&key("a"), t0 + Duration::from_secs(5)));
+        advance(Duration::from_secs(2) - MS).await;
+        assert!(!table.is_expired(&key("a"), Instant::now()));
+        advance(MS).await;
+        assert!(table.is_expired(&key("a"), Instant::now()));
     }
 
     #[test]

@@ -94,6 +94,61 @@ impl Deadlines {
         self.by_id.clear();
         self.queue.clear();
     }
+
+    /// Becomes authoritative at `now`: the countdowns start afresh, every
+    /// lease (id → granted TTL in seconds) with its full TTL plus `extension`.
+    fn lead(&mut self, leases: &HashMap<LeaseId, i64>, now: Instant, extension: Duration) {
+        self.clear();
+        self.leading = true;
+        for (id, secs) in leases {
+            self.set(*id, now + ttl(*secs) + extension);
+        }
+    }
+
+    /// Stops being authoritative and forgets every countdown; whether this
+    /// server was.
+    fn stand_down(&mut self) -> bool {
+        let was_leading = self.leading;
+        self.leading = false;
+        self.clear();
+        was_leading
+    }
+
+    /// Follows the replicated leases (id → granted TTL in seconds) while
+    /// leading: forgets the revoked ones, and counts a whole TTL from `now`
+    /// for the ones not counted down yet.
+    fn reconcile(&mut self, leases: &HashMap<LeaseId, i64>, now: Instant) {
+        if !self.leading {
+            return;
+        }
+        let gone: Vec<LeaseId> = self
+            .by_id
+            .keys()
+            .filter(|id| !leases.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.remove(id);
+        }
+        for (id, secs) in leases {
+            if !self.by_id.contains_key(id) {
+                self.set(*id, now + ttl(*secs));
+            }
+        }
+    }
+
+    /// The next lease to run out, if this server leads.
+    fn next(&self) -> Option<(Instant, LeaseId)> {
+        if !self.leading {
+            return None;
+        }
+        self.queue.iter().next().copied()
+    }
+
+    /// The next lease to run out, if it has by `now`: its revoke is due.
+    fn due(&self, now: Instant) -> Option<(Instant, LeaseId)> {
+        self.next().filter(|(deadline, _)| *deadline <= now)
+    }
 }
 
 pub struct LeaseKeeper {
@@ -240,56 +295,21 @@ impl LeaseKeeper {
     /// one election timeout from now.
     fn promote(&self) {
         let leases = self.replicated_leases();
-        let now = Instant::now();
-        let mut deadlines = self.lock();
-        deadlines.clear();
-        deadlines.leading = true;
-        for (id, secs) in &leases {
-            deadlines.set(*id, now + ttl(*secs) + self.election_timeout);
-        }
+        self.lock()
+            .lead(&leases, Instant::now(), self.election_timeout);
         tracing::info!(leases = leases.len(), extended_by = ?self.election_timeout, "lease keeper took over as leader");
     }
 
     fn demote(&self) {
-        let mut deadlines = self.lock();
-        if deadlines.leading {
+        if self.lock().stand_down() {
             tracing::info!("lease keeper stood down: no longer leader");
         }
-        deadlines.leading = false;
-        deadlines.clear();
     }
 
     /// Follows grants and revokes that did not pass through this keeper.
     fn reconcile(&self) {
         let leases = self.replicated_leases();
-        let now = Instant::now();
-        let mut deadlines = self.lock();
-        if !deadlines.leading {
-            return;
-        }
-        let gone: Vec<LeaseId> = deadlines
-            .by_id
-            .keys()
-            .filter(|id| !leases.contains_key(id))
-            .copied()
-            .collect();
-        for id in gone {
-            deadlines.remove(id);
-        }
-        for (id, secs) in leases {
-            if !deadlines.by_id.contains_key(&id) {
-                deadlines.set(id, now + ttl(secs));
-            }
-        }
-    }
-
-    /// The next lease to run out, if this server leads.
-    fn next_deadline(&self) -> Option<(Instant, LeaseId)> {
-        let deadlines = self.lock();
-        if !deadlines.leading {
-            return None;
-        }
-        deadlines.queue.iter().next().copied()
+        self.lock().reconcile(&leases, Instant::now());
     }
 
     /// Proposes the revoke of an expired lease. Unless it was renewed in the
@@ -342,13 +362,13 @@ impl LeaseKeeper {
                 reconcile_at = None;
                 self.reconcile();
             }
-            if let Some((due, id)) = self.next_deadline() {
-                if due <= Instant::now() {
-                    self.expire(id, due).await;
-                    continue;
-                }
+            // Not in the `if let`: its guard would live on into `expire`.
+            let due = self.lock().due(Instant::now());
+            if let Some((due, id)) = due {
+                self.expire(id, due).await;
+                continue;
             }
-            let next = self.next_deadline().map(|(due, _)| due);
+            let next = self.lock().next().map(|(due, _)| due);
             let wake_at = match (next, reconcile_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -379,6 +399,8 @@ impl LeaseKeeper {
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::advance;
+
     use super::*;
 
     #[test]
@@ -398,6 +420,102 @@ mod tests {
             deadlines.renew(7, due + Duration::from_millis(100), ttl),
             Ok(())
         );
+    }
+
+    /// Lease 7, granted with a 10 s TTL.
+    const LEASE: LeaseId = 7;
+    const TTL_SECS: i64 = 10;
+    const ELECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A server that leads from `now` on, knowing lease 7.
+    fn leader_from(now: Instant) -> Deadlines {
+        let mut deadlines = Deadlines::default();
+        deadlines.lead(&HashMap::from([(LEASE, TTL_SECS)]), now, ELECTION_TIMEOUT);
+        deadlines
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_outlives_a_leader_change_by_its_ttl_and_an_election_timeout() {
+        let mut old = Deadlines::default();
+        old.lead(&HashMap::new(), Instant::now(), ELECTION_TIMEOUT);
+        // Granted on the old leader: due 10 s from now there.
+        old.set(LEASE, Instant::now() + ttl(TTL_SECS));
+        advance(Duration::from_secs(8)).await;
+        // The old leader goes, and its countdown with it; the election takes
+        // 5 s, during which the lease's TTL runs out. No server expires it.
+        assert!(old.stand_down());
+        let mut new = Deadlines::default();
+        advance(Duration::from_secs(5)).await;
+        assert_eq!(new.due(Instant::now()), None);
+        // The new leader counts a whole TTL and an election timeout from
+        // its takeover: 12 s, to the millisecond.
+        let takeover = Instant::now();
+        new.lead(
+            &HashMap::from([(LEASE, TTL_SECS)]),
+            takeover,
+            ELECTION_TIMEOUT,
+        );
+        let expiry = takeover + Duration::from_secs(12);
+        assert_eq!(new.next(), Some((expiry, LEASE)));
+        advance(Duration::from_secs(12) - ms(1)).await;
+        assert_eq!(new.due(Instant::now()), None);
+        advance(ms(1)).await;
+        assert_eq!(new.due(Instant::now()), Some((expiry, LEASE)));
+        assert_eq!(Instant::now() - takeover, Duration::from_secs(12));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keep_alive_after_a_takeover_counts_a_ttl_from_itself() {
+        let mut deadlines = leader_from(Instant::now());
+        advance(Duration::from_secs(1)).await;
+        let renewed = Instant::now();
+        assert_eq!(deadlines.renew(LEASE, renewed, ttl(TTL_SECS)), Ok(()));
+        advance(ttl(TTL_SECS) - ms(1)).await;
+        assert_eq!(deadlines.due(Instant::now()), None);
+        advance(ms(1)).await;
+        assert_eq!(
+            deadlines.due(Instant::now()),
+            Some((renewed + ttl(TTL_SECS), LEASE))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_stood_down_expires_nothing_until_it_leads_again() {
+        let mut deadlines = leader_from(Instant::now());
+        assert!(deadlines.stand_down());
+        assert!(!deadlines.stand_down());
+        // A follower ignores grants and keeps no countdown.
+        deadlines.reconcile(&HashMap::from([(LEASE, TTL_SECS)]), Instant::now());
+        advance(Duration::from_secs(60)).await;
+        assert_eq!(deadlines.next(), None);
+        // Leading again, it starts the countdown afresh.
+        let back = Instant::now();
+        deadlines.lead(&HashMap::from([(LEASE, TTL_SECS)]), back, ELECTION_TIMEOUT);
+        assert_eq!(
+            deadlines.next(),
+            Some((back + Duration::from_secs(12), LEASE))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconciling_counts_new_grants_from_now_and_forgets_revokes() {
+        let mut deadlines = leader_from(Instant::now());
+        let expiry = Instant::now() + Duration::from_secs(12);
+        advance(Duration::from_secs(3)).await;
+        // Lease 8 was granted through a follower; lease 7 stays as counted.
+        let seen = Instant::now();
+        let both = HashMap::from([(LEASE, TTL_SECS), (8, 1)]);
+        deadlines.reconcile(&both, seen);
+        assert_eq!(deadlines.next(), Some((seen + ms(1000), 8)));
+        deadlines.reconcile(&both, seen + ms(500));
+        assert_eq!(deadlines.next(), Some((seen + ms(1000), 8)));
+        // Lease 8 was revoked elsewhere.
+        deadlines.reconcile(&HashMap::from([(LEASE, TTL_SECS)]), seen);
+        assert_eq!(deadlines.next(), Some((expiry, LEASE)));
     }
 
     #[test]

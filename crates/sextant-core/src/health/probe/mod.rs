@@ -46,7 +46,7 @@ impl Prober {
     /// that are not probed (TTL, external).
     pub async fn probe(&self, kind: &CheckKind, timeout: Duration) -> Option<ProbeResult> {
         let timeout = timeout.max(Duration::from_millis(1));
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let result = self.probe_kind(kind, timeout).await;
         if result.is_some() {
             crate::telemetry::observe_seconds(
