@@ -529,12 +529,12 @@ impl Registry {
             .await;
     }
 
-    /// Waits until the applied revision passes `index` or `deadline` comes.
+    /// Waits until the applied revision passes `seen` or `deadline` comes.
     /// Blocking queries call this, then re-evaluate their result.
-    pub async fn wait_past(&self, index: u64, deadline: Instant) {
+    pub async fn wait_past(&self, seen: u64, deadline: Instant) {
         let mut revisions = self.state.subscribe();
         let wait = async move {
-            let _ = revisions.wait_for(|revision| *revision > index).await;
+            let _ = revisions.wait_for(|revision| *revision > seen).await;
         };
         let _ = tokio::time::timeout_at(deadline.into(), wait).await;
     }
