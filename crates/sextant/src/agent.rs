@@ -96,6 +96,10 @@ pub struct AgentArgs {
     /// stale-reads` must detect. Linearizable reads skip the read barrier.
     #[arg(long, hide = true)]
     unsafe_stale_reads: bool,
+    /// TEST ONLY, hidden: the planted bug that `sextant-chaos --planted-bug
+    /// ttl-early-expiry` must detect. TTL checks expire half-way.
+    #[arg(long, hide = true)]
+    unsafe_ttl_early_expiry: bool,
     /// TEST ONLY, hidden: storage failpoints for `sextant-chaos`, e.g.
     /// power-loss,fsync-error (needs a build with `--features failpoints`).
     #[arg(long, hide = true, value_parser = parse_failpoints)]
@@ -271,6 +275,7 @@ fn compose(
         .unwrap_or(config.kv_history_retention);
     config.leave_on_terminate = args.leave_on_terminate || file.leave_on_terminate.unwrap_or(false);
     config.unsafe_stale_reads = args.unsafe_stale_reads;
+    config.health.unsafe_early_ttl_expiry = args.unsafe_ttl_early_expiry;
     config.failpoints = args.failpoints.unwrap_or_default();
     if file.server == Some(false) {
         anyhow::bail!(

@@ -71,6 +71,11 @@ pub struct HealthConfig {
     /// proposed again by the next probe (every decision compares with the
     /// replicated state, so nothing is lost but time).
     pub write_queue: usize,
+    /// TEST ONLY — a deliberately planted bug for the safety harness
+    /// (`sextant-chaos --planted-bug ttl-early-expiry`): TTL checks expire
+    /// half-way through the TTL their last update promised. Never set it
+    /// in production.
+    pub unsafe_early_ttl_expiry: bool,
 }
 
 impl Default for HealthConfig {
@@ -82,6 +87,7 @@ impl Default for HealthConfig {
             tick: Duration::from_millis(200),
             output_flush_interval: Duration::from_secs(30),
             write_queue: 4096,
+            unsafe_early_ttl_expiry: false,
         }
     }
 }
@@ -356,12 +362,19 @@ pub fn start(
     config: HealthConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<(Arc<Health>, Tasks), String> {
+    if config.unsafe_early_ttl_expiry {
+        tracing::warn!("TEST ONLY: the planted bug ttl-early-expiry is on");
+    }
     let (view_tx, view_rx) = watch::channel(ClusterView::new(registry.id()));
     let prober = probe::Prober::new()?;
     let health = Arc::new(Health {
         registry: registry.clone(),
         view: view_rx,
-        ttl: Mutex::new(TtlTable::default()),
+        ttl: Mutex::new(if config.unsafe_early_ttl_expiry {
+            TtlTable::with_planted_early_expiry()
+        } else {
+            TtlTable::default()
+        }),
         sessions: Mutex::new(SessionTimers::default()),
         peers: peers.clone(),
         config: config.clone(),

@@ -38,6 +38,10 @@ pub struct TtlTable {
     /// unreachable, or this server is not its owner yet): the next resync
     /// must prune.
     unowned_added: bool,
+    /// TEST ONLY: the planted bug `sextant-chaos --planted-bug
+    /// ttl-early-expiry` must catch. Every check expires half-way through
+    /// the TTL its last update promised.
+    planted_early_expiry: bool,
 }
 
 /// An expired check and the output to record for it.
@@ -48,20 +52,39 @@ pub struct Expired {
 }
 
 impl TtlTable {
+    /// A table with the planted bug of the safety harness (see
+    /// `HealthConfig::unsafe_early_ttl_expiry`). Never in production.
+    pub fn with_planted_early_expiry() -> Self {
+        Self {
+            planted_early_expiry: true,
+            ..Self::default()
+        }
+    }
+
+    /// How long a check lives after an update promising `ttl`.
+    fn lifetime(&self, ttl: Duration) -> Duration {
+        if self.planted_early_expiry {
+            ttl / 2
+        } else {
+            ttl
+        }
+    }
+
     /// Starts tracking a check (a whole TTL from `now`), or follows a new TTL.
     pub fn ensure(&mut self, key: &CheckKey, ttl: Duration, now: Instant) {
+        let lifetime = self.lifetime(ttl);
         match self.entries.get_mut(key) {
             Some(entry) if entry.ttl == ttl => {}
             Some(entry) => {
                 entry.ttl = ttl;
-                entry.deadline = now + ttl;
+                entry.deadline = now + lifetime;
             }
             None => {
                 self.entries.insert(
                     key.clone(),
                     Entry {
                         ttl,
-                        deadline: now + ttl,
+                        deadline: now + lifetime,
                         last_output: String::new(),
                         pending_output: None,
                         last_expiry_proposal: None,
@@ -75,8 +98,9 @@ impl TtlTable {
     pub fn touch(&mut self, key: &CheckKey, ttl: Duration, output: &str, now: Instant) {
         self.unowned_added |= !self.entries.contains_key(key);
         self.ensure(key, ttl, now);
+        let lifetime = self.lifetime(ttl);
         if let Some(entry) = self.entries.get_mut(key) {
-            entry.deadline = now + ttl;
+            entry.deadline = now + lifetime;
             entry.last_output = output.to_owned();
             entry.last_expiry_proposal = None;
         }
