@@ -1,9 +1,12 @@
 //! `KeepAlive`: one stream per client process. Each message renews the TTL
 //! checks of every instance it names, through the path of Consul's
-//! `/v1/agent/check/pass` (the check's owner keeps its TTL clock in memory;
-//! the first pass after registration turns it passing with one Raft write,
-//! the others write nothing). The answer lists the instances the registry
-//! does not hold, which the client registers again.
+//! `/v1/agent/check/pass` (the leader keeps every TTL clock in memory; the
+//! first pass after registration turns it passing with one Raft write, the
+//! others write nothing). The answer lists the instances the registry does
+//! not hold, which the client registers again. A message the leader could
+//! not take (no leader, no quorum, unreachable) is answered with an
+//! `UNAVAILABLE` status, which ends the stream: the client must not believe
+//! it renewed, and reconnects (to another server, with backoff).
 //!
 //! Messages are handled one at a time, in order, as the client sends them:
 //! a client that stops reading its answers stops being read (no buffer
@@ -23,10 +26,10 @@ use sextant_core::tasks::stopped;
 
 use super::NativeContext;
 use sextant_core::health::TtlUpdateError;
-use sextant_core::registry::Consistency;
+use sextant_core::registry::{Consistency, RegistryError};
 
 /// TTL updates of one message in flight at once (each may be a request to
-/// another server, the check's owner).
+/// another server, the leader).
 const RENEWALS_IN_FLIGHT: usize = 16;
 
 /// How long a keep-alive naming unknown instances waits to catch up with
@@ -57,6 +60,8 @@ enum Renewal {
     /// Renewed; the shortest TTL among its TTL checks, if it has any.
     Known(Option<u64>),
     Unknown,
+    /// Not renewed: the leader could not take it; why.
+    Failed(String),
 }
 
 async fn renew(
@@ -92,6 +97,14 @@ async fn renew(
             }
         }
     }
+    if let Some(reason) = renewals.iter().find_map(|r| match r {
+        Renewal::Failed(reason) => Some(reason.clone()),
+        _ => None,
+    }) {
+        return Err(NativeError::Registry(RegistryError::Unavailable {
+            reason: format!("keep-alive not taken: {reason}"),
+        }));
+    }
     let mut response = KeepAliveResponse::default();
     for (instance, renewal) in request.instances.into_iter().zip(renewals) {
         match renewal {
@@ -102,7 +115,7 @@ async fn renew(
                     shortest => shortest.min(ttl_ms),
                 }
             }
-            Renewal::Known(None) => {}
+            Renewal::Known(None) | Renewal::Failed(_) => {}
         }
     }
     Ok(response)
@@ -162,10 +175,8 @@ async fn renew_one(ctx: &NativeContext, instance: &InstanceRef) -> Renewal {
             // Deregistered (or reaped) since it was looked up.
             Err(TtlUpdateError::UnknownCheck(_)) => return Renewal::Unknown,
             Err(e) => {
-                // The TTL clock was reset in memory wherever the update
-                // landed; a status write that failed (no leader) is tried
-                // again by the next keep-alive.
                 tracing::debug!(check = %check_id, error = %e, "keep-alive: TTL update failed");
+                return Renewal::Failed(e.to_string());
             }
         }
     }
