@@ -152,7 +152,7 @@ async fn ttl_update(
         Err(e @ TtlUpdateError::UnknownCheck(_)) => Err(HttpError::NotFound(e.to_string())),
         Err(e @ TtlUpdateError::NotTtl(_)) => Err(HttpError::bad_request(e.to_string())),
         Err(
-            e @ (TtlUpdateError::OwnerUnreachable { .. } | TtlUpdateError::OwnerRefused { .. }),
+            e @ (TtlUpdateError::LeaderUnreachable { .. } | TtlUpdateError::LeaderRefused { .. }),
         ) => Ok((StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()),
     }
 }

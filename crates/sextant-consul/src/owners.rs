@@ -1,6 +1,7 @@
-//! `GET /v1/sextant/health/owners`: which server runs each probed check, as
-//! this server sees it, and which servers it counts as alive. For operators
-//! and for tests that kill a check's owner.
+//! `GET /v1/sextant/health/owners`: which server runs each check, as this
+//! server sees it — the one rendezvous hashing picks for a probed check,
+//! the leader for a TTL check — and which servers it counts as alive. For
+//! operators and for tests that kill a check's owner.
 
 use axum::extract::State;
 use axum::Json;
@@ -18,6 +19,7 @@ pub async fn owners(State(http): State<HttpState>) -> Json<Value> {
         None if id == view.me => me.clone(),
         None => id.to_string(),
     };
+    let leader = http.registry.leader().map(|(id, _)| id);
     let state = http.registry.view();
     let checks: Vec<Value> = state
         .catalog()
@@ -27,7 +29,10 @@ pub async fn owners(State(http): State<HttpState>) -> Json<Value> {
             json!({
                 "Node": c.node,
                 "CheckID": c.id,
-                "Owner": name_of(ownership.owner_of(&c.node, &c.id)),
+                "Owner": match c.definition.kind {
+                    CheckKind::Ttl { .. } => leader.map(name_of),
+                    _ => Some(name_of(ownership.owner_of(&c.node, &c.id))),
+                },
             })
         })
         .collect();

@@ -15,8 +15,8 @@ use crate::health::Health;
 use crate::lease_keeper::{KeeperRequest, LeaseKeeper};
 use crate::node::NodeId;
 use crate::peer::{
-    decode, encode, ForwardRequest, Hello, JoinRequest, LeaveRequest, ReadIndexRequest,
-    RenewSessionRequest, RenewSessionResponse, TtlUpdateRequest,
+    decode, encode, ForwardRequest, HealthWriteRequest, Hello, JoinRequest, LeaveRequest,
+    ReadIndexRequest, RenewSessionRequest, RenewSessionResponse, TtlUpdateRequest,
 };
 use crate::raft::TypeConfig;
 use crate::registry::Registry;
@@ -111,6 +111,11 @@ impl Internal for InternalService {
     async fn ttl_update(&self, request: Request<Frame>) -> Answer {
         let rpc: TtlUpdateRequest = decode(request.get_ref())?;
         answer(&self.health.ttl_update_passed_on(rpc).await)
+    }
+
+    async fn health_write(&self, request: Request<Frame>) -> Answer {
+        let rpc: HealthWriteRequest = decode(request.get_ref())?;
+        answer(&crate::health::writer::accept(&self.health, rpc).await)
     }
 
     async fn renew_session(&self, request: Request<Frame>) -> Answer {

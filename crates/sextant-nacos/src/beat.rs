@@ -61,9 +61,9 @@ pub async fn renew(nacos: &NacosState, key: &InstanceKey) -> Result<bool, NacosE
         Ok(None) => Ok(true),
         Err(TtlUpdateError::UnknownCheck(_)) => Ok(false),
         Err(TtlUpdateError::Registry(e)) => Err(e.into()),
-        // Retryable, like a write without a leader: the check is moving, or
-        // its owner lost touch with the majority.
-        Err(TtlUpdateError::OwnerUnreachable { .. } | TtlUpdateError::OwnerRefused { .. }) => {
+        // Retryable, like a write without a leader: the leader, which keeps
+        // the clock, could not be reached or was deposed.
+        Err(TtlUpdateError::LeaderUnreachable { .. } | TtlUpdateError::LeaderRefused { .. }) => {
             Err(RegistryError::Timeout {
                 what: "the server that runs the instance's health check",
             }

@@ -3,20 +3,23 @@
 //! Tasks (all owned by the server, stopped with it):
 //! - `view`: greets the voters and keeps the set that answers
 //!   ([`view::ClusterView`]);
-//! - `scheduler`: runs the checks this server owns (rendezvous hashing over
-//!   the voters that answer, [`ownership`]), damps flapping
-//!   ([`thresholds`]), expires TTL checks ([`ttl`]), reaps services critical
-//!   for longer than their `DeregisterCriticalServiceAfter`, and batches
-//!   output-only changes;
+//! - `scheduler`: runs the probed checks (HTTP, TCP, gRPC) this server owns
+//!   (rendezvous hashing over the voters that answer, [`ownership`]), damps
+//!   flapping ([`thresholds`]); on the leader, keeps every TTL check's clock
+//!   and expires them ([`ttl`]); reaps services critical for longer than
+//!   their `DeregisterCriticalServiceAfter`, and batches output-only
+//!   changes;
 //! - `writer`: proposes the scheduler's writes one after another, so a slow
-//!   election never blocks probing;
+//!   election never blocks probing, through the leader, which takes a
+//!   check's writes only from the server that runs it in the leader's view;
 //! - `node_health` (leader only): registers every server as a catalog node
 //!   with a `serfHealth` check that follows whether it answers;
 //! - `session_ttl` (leader only): expires sessions whose TTL ran out.
 //!
 //! Only status changes are written at once; output-only changes wait for
-//! the next flush; TTL passes stay in memory. Nothing here holds a lock
-//! across an `.await`.
+//! the next flush; TTL passes stay in the leader's memory, like etcd lease
+//! deadlines and session TTLs: one clock per TTL, whatever servers think of
+//! who is alive. Nothing here holds a lock across an `.await`.
 
 pub mod node_health;
 pub mod ownership;
@@ -26,7 +29,7 @@ pub mod session_ttl;
 pub mod thresholds;
 pub mod ttl;
 pub mod view;
-mod writer;
+pub(crate) mod writer;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,7 +50,7 @@ use crate::peer::{
     CallError, Method, PeerClients, RenewSessionRequest, RenewSessionResponse, TtlUpdateAnswer,
     TtlUpdateRequest,
 };
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Consistency, Registry, RegistryError};
 
 /// How long a TTL update or a session renewal passed on to another server
 /// may take.
@@ -101,23 +104,23 @@ pub enum TtlUpdateError {
     NotTtl(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// The owner of the check refused the update (it lost touch with the
-    /// majority, say); its reason.
-    #[error("the server that runs the check, {owner}, refused the update: {reason}")]
-    OwnerRefused { owner: String, reason: String },
-    /// The server that owns the check could not be reached. Nothing was
-    /// updated: try again (once the check has moved, its new owner takes it).
-    #[error("the server that runs check {check_id:?}, {owner}, cannot be reached; try again")]
-    OwnerUnreachable { check_id: String, owner: String },
+    /// The leader refused the update (it was deposed, or lost touch with
+    /// the majority); its reason. Nothing was updated: try again.
+    #[error("the leader, {leader}, refused the update: {reason}")]
+    LeaderRefused { leader: String, reason: String },
+    /// The leader, which keeps every TTL check's clock, could not be
+    /// reached. Nothing was updated: try again.
+    #[error("the leader, {leader}, cannot be reached to update check {check_id:?}; try again")]
+    LeaderUnreachable { check_id: String, leader: String },
 }
 
-/// The handle the HTTP frontend holds: ownership, TTL updates, session renewals.
+/// The handle the frontends hold: the cluster view, TTL updates, session renewals.
 pub struct Health {
     registry: Arc<Registry>,
     view: watch::Receiver<ClusterView>,
     ttl: Mutex<TtlTable>,
     sessions: Mutex<SessionTimers>,
-    /// For requests passed on to the owner of a check or to the leader.
+    /// For TTL updates and session renewals passed on to the leader.
     peers: PeerClients,
     config: HealthConfig,
 }
@@ -131,16 +134,6 @@ impl Health {
         self.view.borrow().clone()
     }
 
-    /// The server that runs a check, or `None` when it is this one.
-    pub fn owner_of(&self, node: &str, check_id: &str) -> Option<ServerNode> {
-        let view = self.view.borrow();
-        let owner = view.ownership().owner_of(node, check_id);
-        if owner == view.me {
-            return None;
-        }
-        view.node(owner).cloned()
-    }
-
     fn ttl_table(&self) -> MutexGuard<'_, TtlTable> {
         self.ttl.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -149,10 +142,10 @@ impl Health {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A TTL check's `pass`/`warn`/`fail`/`update`, on the server that owns
-    /// it. Resets the TTL in memory; writes through Raft only a status change
-    /// (at once, so the caller reads it back; its revision is returned) or,
-    /// batched, an output change.
+    /// A TTL check's `pass`/`warn`/`fail`/`update`, on the leader, which
+    /// keeps every TTL check's clock. Resets the TTL in memory; writes
+    /// through Raft only a status change (at once, so the caller reads it
+    /// back; its revision is returned) or, batched, an output change.
     pub async fn ttl_update(
         &self,
         node: &str,
@@ -160,11 +153,17 @@ impl Health {
         status: CheckStatus,
         output: &str,
     ) -> Result<Option<u64>, TtlUpdateError> {
-        // Cut off from the majority, this server may no longer own the check
-        // in the majority's eyes: a new owner's clock would not hear of
-        // this update, and the check could expire although it was answered.
-        if !self.registry.in_touch_with_majority() {
+        // Only a leader that a majority acknowledged lately may take it: a
+        // deposed leader's clock is no longer the one that expires checks.
+        if !self.registry.holds_leader_lease() {
             return Err(TtlUpdateError::Registry(RegistryError::NoLeader));
+        }
+        // A new leader applies what its predecessor committed before it
+        // counts a pass: an expiry its predecessor proposed (for a clock
+        // that had really run out) must not land after a pass acknowledged
+        // here, undoing it.
+        if !self.registry.applied_own_log() {
+            self.registry.read_barrier(Consistency::Default).await?;
         }
         let (ttl, current_status, current_output) = {
             let state = self.registry.state().read();
@@ -202,15 +201,14 @@ impl Health {
     }
 
     /// A TTL update received by any server, for every API that takes one
-    /// (Consul's `/v1/agent/check/*`, the native KeepAlive): passed on once
-    /// to the server that owns the check, where its TTL clock lives, with
-    /// that server's verdict; taken here when this server owns the check.
-    /// An owner that cannot be reached is an error, never an update taken
-    /// here instead: the owner, if it is alive, would not hear of it, and
-    /// its clock would expire a check whose client was told it passed. If
-    /// the owner died, the check moves, and its new owner gives it a whole
-    /// TTL from then on. `Ok(Some(revision))`: the status changed at that
-    /// revision.
+    /// (Consul's `/v1/agent/check/*`, Nacos beats, the native KeepAlive):
+    /// taken here on the leader, or passed on once to the leader, where
+    /// every TTL clock lives, with its verdict. A leader that cannot be
+    /// reached is an error, never an update taken here instead: the
+    /// leader's clock would not hear of it and would expire a check whose
+    /// client was told it passed. A new leader gives every TTL check a whole
+    /// TTL from its takeover. `Ok(Some(revision))`: the status changed at
+    /// that revision.
     pub async fn ttl_update_routed(
         &self,
         node: &str,
@@ -218,30 +216,33 @@ impl Health {
         status: CheckStatus,
         output: &str,
     ) -> Result<Option<u64>, TtlUpdateError> {
-        if let Some(owner) = self.owner_of(node, check_id) {
-            match self
-                .forward_ttl_update(&owner, node, check_id, status, output)
-                .await
-            {
-                Ok(verdict) => return verdict,
-                Err(e) => {
-                    tracing::debug!(owner = %owner, error = %e, "TTL update: the check's owner cannot be reached");
-                    return Err(TtlUpdateError::OwnerUnreachable {
-                        check_id: check_id.to_owned(),
-                        owner: owner.name.clone(),
-                    });
-                }
+        if self.registry.is_leader() {
+            return self.ttl_update(node, check_id, status, output).await;
+        }
+        let Some((_, leader)) = self.registry.leader() else {
+            return Err(TtlUpdateError::Registry(RegistryError::NoLeader));
+        };
+        match self
+            .forward_ttl_update(&leader, node, check_id, status, output)
+            .await
+        {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                tracing::debug!(leader = %leader, error = %e, "TTL update: the leader cannot be reached");
+                Err(TtlUpdateError::LeaderUnreachable {
+                    check_id: check_id.to_owned(),
+                    leader: leader.name.clone(),
+                })
             }
         }
-        self.ttl_update(node, check_id, status, output).await
     }
 
-    /// Passes a TTL update on to `owner` over the internal API; the owner
-    /// takes it itself, never passing it on again. The outer `Err` means the
-    /// update may not have reached the owner.
+    /// Passes a TTL update on to the leader over the internal API; it takes
+    /// it itself, never passing it on again. The outer `Err` means the
+    /// update may not have reached the leader.
     async fn forward_ttl_update(
         &self,
-        owner: &ServerNode,
+        leader: &ServerNode,
         node: &str,
         check_id: &str,
         status: CheckStatus,
@@ -257,7 +258,7 @@ impl Health {
         let answer: TtlUpdateAnswer = self
             .peers
             .call(
-                &owner.raft_addr,
+                &leader.raft_addr,
                 Method::TtlUpdate,
                 &request,
                 FORWARD_TIMEOUT,
@@ -267,16 +268,17 @@ impl Health {
             TtlUpdateAnswer::Taken { revision } => Ok(revision),
             TtlUpdateAnswer::UnknownCheck => Err(TtlUpdateError::UnknownCheck(check_id.to_owned())),
             TtlUpdateAnswer::NotTtl => Err(TtlUpdateError::NotTtl(check_id.to_owned())),
-            TtlUpdateAnswer::Refused { reason } => Err(TtlUpdateError::OwnerRefused {
-                owner: owner.name.clone(),
+            TtlUpdateAnswer::Refused { reason } => Err(TtlUpdateError::LeaderRefused {
+                leader: leader.name.clone(),
                 reason,
             }),
         })
     }
 
-    /// Takes a TTL update another server passed on (the internal API's
-    /// `TtlUpdate`): waits until this server has applied what the passing
-    /// server had, then takes it here, never passing it on again.
+    /// Takes a TTL update another server passed on to this one as the
+    /// leader (the internal API's `TtlUpdate`): waits until this server has
+    /// applied what the passing server had, then takes it here, never
+    /// passing it on again (a server that no longer leads refuses it).
     pub async fn ttl_update_passed_on(&self, request: TtlUpdateRequest) -> TtlUpdateAnswer {
         self.registry.applied_here(request.seen_revision).await;
         match self
@@ -395,7 +397,10 @@ pub fn start(
             view_tx,
         )),
     );
-    spawn("health-writer", Box::pin(writer::run(registry, write_rx)));
+    spawn(
+        "health-writer",
+        Box::pin(writer::run(health.clone(), write_rx)),
+    );
     spawn(
         "health-scheduler",
         Box::pin(scheduler::run(health.clone(), prober, writes)),

@@ -8,6 +8,8 @@
 //! a check is then probed twice or not at all for a moment, which is
 //! harmless because only status changes are written and they are idempotent.
 
+use sextant_state::catalog::{Check, CheckKind};
+
 use crate::node::NodeId;
 
 /// A check's identity across the cluster: (node, check id).
@@ -40,6 +42,20 @@ impl Ownership {
 
     pub fn owns(&self, node: &str, check_id: &str) -> bool {
         self.owner_of(node, check_id) == self.me
+    }
+}
+
+/// The server whose decisions about `check` are written: the leader for a
+/// TTL check (it keeps every TTL clock), the owner in `ownership` for a
+/// probed one; nobody for an external check (its status is written by
+/// whoever registers it). `None` also when there is no leader to name.
+pub fn decider(check: &Check, ownership: &Ownership, leader: Option<NodeId>) -> Option<NodeId> {
+    match check.definition.kind {
+        CheckKind::External => None,
+        CheckKind::Ttl { .. } => leader,
+        CheckKind::Http(_) | CheckKind::Tcp { .. } | CheckKind::Grpc { .. } => {
+            Some(ownership.owner_of(&check.node, &check.id))
+        }
     }
 }
 
@@ -77,6 +93,49 @@ fn mix(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(id: &str, kind: CheckKind) -> Check {
+        let mut check = Check {
+            node: "n1".into(),
+            id: id.into(),
+            ..Check::default()
+        };
+        check.definition.kind = kind;
+        check
+    }
+
+    #[test]
+    fn the_leader_decides_ttl_checks_and_the_owner_probed_ones() {
+        // The leader's view: servers 1, 2 and 3 answer; 1 leads.
+        let leaders_view = Ownership::new(1, [2, 3]);
+        let ttl = check("service:a", CheckKind::Ttl { ttl_ms: 1_000 });
+        assert_eq!(decider(&ttl, &leaders_view, Some(1)), Some(1));
+        assert_eq!(decider(&ttl, &leaders_view, None), None);
+        // A probed check another server than the leader owns.
+        let id = (0..)
+            .map(|i| format!("service:b{i}"))
+            .find(|id| leaders_view.owner_of("n1", id) != 1)
+            .expect("some check is owned by server 2 or 3");
+        let probed = check(
+            &id,
+            CheckKind::Tcp {
+                address: "127.0.0.1:1".into(),
+            },
+        );
+        let owner = leaders_view.owner_of("n1", &id);
+        assert_eq!(decider(&probed, &leaders_view, Some(1)), Some(owner));
+        // A server the leader's view leaves out (it does not answer the
+        // leader) decides nothing, whatever its own view says.
+        let without_owner = Ownership::new(
+            1,
+            [1, 2, 3].into_iter().filter(|id| *id != owner && *id != 1),
+        );
+        assert_ne!(decider(&probed, &without_owner, Some(1)), Some(owner));
+        assert_eq!(
+            decider(&check("service:c", CheckKind::External), &leaders_view, Some(1)),
+            None
+        );
+    }
 
     #[test]
     fn a_lone_server_owns_everything() {

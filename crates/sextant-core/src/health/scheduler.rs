@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use sextant_state::catalog::{CheckDefinition, CheckKind, CheckStatus};
+use sextant_state::catalog::{Check, CheckDefinition, CheckKind, CheckStatus};
 use sextant_state::Op;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::ownership::{CheckKey, Ownership};
+use super::ownership::{decider, CheckKey, Ownership};
 use super::probe::{ProbeResult, Prober};
 use super::thresholds::Counter;
 use super::ttl::EXPIRED_PREFIX;
@@ -56,6 +56,8 @@ struct Owned {
 struct Synced {
     checks_index: u64,
     ownership: Ownership,
+    /// Whether this server led (and so kept the TTL checks).
+    leads: bool,
     /// How many checks the catalog held (to notice deletions, which leave
     /// no index behind on any remaining check).
     checks: usize,
@@ -77,7 +79,7 @@ enum Wanted {
 struct Scheduler {
     health: Arc<Health>,
     prober: Prober,
-    writes: mpsc::Sender<Op>,
+    writes: mpsc::Sender<(CheckKey, Op)>,
     reports: mpsc::Sender<Report>,
     owned: HashMap<CheckKey, Owned>,
     /// A check left `owned` since the TTL table was last pruned.
@@ -156,7 +158,7 @@ impl Pacing {
     }
 }
 
-pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<Op>) {
+pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<(CheckKey, Op)>) {
     let (reports, mut results) = mpsc::channel(RESULT_QUEUE);
     let pacing = Pacing::new(
         health.config.tick,
@@ -216,12 +218,13 @@ impl Scheduler {
     /// cloned.
     fn resync_if_needed(&mut self, now: Instant) {
         let ownership = self.health.view().ownership();
+        let leads = self.health.registry.is_leader();
         let health = self.health.clone();
         let state = health.registry.state().read();
         let catalog = state.machine.catalog();
         let checks_index = catalog.checks_index();
         let since = match &self.synced {
-            Some(synced) if synced.ownership == ownership => {
+            Some(synced) if synced.ownership == ownership && synced.leads == leads => {
                 if synced.checks_index == checks_index {
                     return;
                 }
@@ -264,8 +267,7 @@ impl Scheduler {
             .into_iter()
             .map(|check| {
                 let key = (check.node.clone(), check.id.clone());
-                let wanted = !matches!(check.definition.kind, CheckKind::External)
-                    && ownership.owns(&check.node, &check.id);
+                let wanted = runs_here(check, &ownership, leads);
                 if !wanted {
                     return (key, Wanted::No);
                 }
@@ -326,6 +328,7 @@ impl Scheduler {
         self.synced = Some(Synced {
             checks_index,
             ownership,
+            leads,
             checks: total,
         });
     }
@@ -425,6 +428,7 @@ impl Scheduler {
                 owned.pending_output = None;
                 propose(
                     &self.writes,
+                    &report.key,
                     Op::UpdateCheck {
                         node: node.clone(),
                         check_id: check_id.clone(),
@@ -441,6 +445,11 @@ impl Scheduler {
     }
 
     fn expire_ttls(&mut self, now: Instant) {
+        // Only a leader a majority acknowledged lately expires anything: a
+        // deposed one's clock may be behind passes the new leader took.
+        if !self.health.registry.holds_leader_lease() {
+            return;
+        }
         let expired = self.health.ttl_table().expired(now);
         for expired in expired {
             let (node, check_id) = &expired.key;
@@ -453,6 +462,7 @@ impl Scheduler {
             tracing::info!(node, check = check_id, "TTL check expired");
             propose(
                 &self.writes,
+                &expired.key,
                 Op::UpdateCheck {
                     node: node.clone(),
                     check_id: check_id.clone(),
@@ -508,14 +518,17 @@ impl Scheduler {
                 check = check_id,
                 "deregistering service critical for too long"
             );
-            reaps.push(Op::DeregisterService {
-                node: node.clone(),
-                service_id: service_id.to_owned(),
-            });
+            reaps.push((
+                key.clone(),
+                Op::DeregisterService {
+                    node: node.clone(),
+                    service_id: service_id.to_owned(),
+                },
+            ));
         }
         drop(state);
-        for op in reaps {
-            propose(&self.writes, op);
+        for (check, op) in reaps {
+            propose(&self.writes, &check, op);
         }
     }
 
@@ -531,8 +544,10 @@ impl Scheduler {
                 continue;
             };
             if current != output {
+                let check = (node.clone(), check_id.clone());
                 propose(
                     &self.writes,
+                    &check,
                     Op::UpdateCheck {
                         node,
                         check_id,
@@ -543,6 +558,11 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Whether this server runs `check` (see [`decider`]).
+fn runs_here(check: &Check, ownership: &Ownership, leads: bool) -> bool {
+    decider(check, ownership, leads.then_some(ownership.me)) == Some(ownership.me)
 }
 
 /// Probes one check, first after `first_delay` and then every `interval` (a
@@ -586,8 +606,9 @@ fn replicated(health: &Health, node: &str, check_id: &str) -> Option<(CheckStatu
     Some((check.status, check.output.clone()))
 }
 
-fn propose(writes: &mpsc::Sender<Op>, op: Op) {
-    if writes.try_send(op).is_err() {
+/// Queues `op`, a write about `check`, for the writer.
+fn propose(writes: &mpsc::Sender<(CheckKey, Op)>, check: &CheckKey, op: Op) {
+    if writes.try_send((check.clone(), op)).is_err() {
         tracing::debug!("health write queue full; the change will be proposed again");
     }
 }
@@ -598,6 +619,52 @@ mod tests {
 
     use super::super::ttl::TtlTable;
     use super::*;
+
+    fn check(node: &str, id: &str, kind: CheckKind) -> Check {
+        let mut check = Check {
+            node: node.into(),
+            id: id.into(),
+            ..Check::default()
+        };
+        check.definition.kind = kind;
+        check
+    }
+
+    #[test]
+    fn ttl_checks_run_on_the_leader_and_probed_checks_by_ownership() {
+        let ttl = check("n1", "service:a", CheckKind::Ttl { ttl_ms: 1_000 });
+        let tcp = check(
+            "n1",
+            "service:b",
+            CheckKind::Tcp {
+                address: "127.0.0.1:1".into(),
+            },
+        );
+        let external = check("n1", "service:c", CheckKind::External);
+        let one = Ownership::new(1, [1, 2, 3]);
+        let two = Ownership::new(2, [1, 2, 3]);
+        let three = Ownership::new(3, [1, 2, 3]);
+        for leader in [1, 2, 3] {
+            let runs: Vec<bool> = [&one, &two, &three]
+                .iter()
+                .map(|o| runs_here(&ttl, o, o.me == leader))
+                .collect();
+            let expected: Vec<bool> = [1, 2, 3].iter().map(|me| *me == leader).collect();
+            assert_eq!(runs, expected, "a TTL check runs on the leader alone");
+        }
+        let probers: Vec<bool> = [&one, &two, &three]
+            .iter()
+            .map(|o| runs_here(&tcp, o, false))
+            .collect();
+        assert_eq!(
+            probers.iter().filter(|r| **r).count(),
+            1,
+            "a probed check runs on exactly one server, leader or not"
+        );
+        assert!(![&one, &two, &three]
+            .iter()
+            .any(|o| runs_here(&external, o, true)));
+    }
 
     const TICK: Duration = Duration::from_millis(200);
     const FLUSH: Duration = Duration::from_secs(30);

@@ -186,6 +186,17 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[tokio::test(start_paused = true)]
+    async fn the_planted_bug_expires_a_check_half_way() {
+        let ttl = Duration::from_secs(2);
+        let mut table = TtlTable::with_planted_early_expiry();
+        table.touch(&key("a"), ttl, "", Instant::now());
+        advance(ttl / 2 - MS).await;
+        assert!(!table.is_expired(&key("a"), Instant::now()));
+        advance(MS).await;
+        assert!(table.is_expired(&key("a"), Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_check_expires_exactly_a_ttl_after_its_last_update() {
         let ttl = Duration::from_secs(2);
         let mut table = TtlTable::default();

@@ -32,6 +32,7 @@ pub enum Method {
     LeaseKeepers,
     TtlUpdate,
     RenewSession,
+    HealthWrite,
 }
 
 /// Why a call to another server failed before it produced an answer.
@@ -119,6 +120,7 @@ impl PeerClients {
                 Method::LeaseKeepers => client.lease_keepers(frame).await,
                 Method::TtlUpdate => client.ttl_update(frame).await,
                 Method::RenewSession => client.renew_session(frame).await,
+                Method::HealthWrite => client.health_write(frame).await,
             }
         };
         let response = match tokio::time::timeout(timeout, call).await {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sextant_proto::internal::Frame;
 use sextant_state::catalog::CheckStatus;
-use sextant_state::{Command, Response};
+use sextant_state::{Command, Op, Response};
 
 use crate::node::{NodeId, ServerNode};
 
@@ -122,6 +122,20 @@ pub enum TtlUpdateAnswer {
         reason: String,
     },
 }
+
+/// A write the health scheduler of server `from` proposes about the check
+/// `check_id` on `node`, for the leader to propose if `from` runs that
+/// check in the leader's view.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct HealthWriteRequest {
+    pub from: NodeId,
+    pub node: String,
+    pub check_id: String,
+    pub op: Op,
+}
+
+/// Proposed and applied, or why not.
+pub type HealthWriteResponse = Result<(), String>;
 
 /// A session's renewal, for the leader.
 #[derive(Serialize, Deserialize, Clone, Debug)]
