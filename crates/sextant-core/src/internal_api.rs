@@ -108,9 +108,12 @@ impl Internal for InternalService {
         answer(&answers)
     }
 
-    async fn ttl_update(&self, request: Request<Frame>) -> Answer {
-        let rpc: TtlUpdateRequest = decode(request.get_ref())?;
-        answer(&self.health.ttl_update_passed_on(rpc).await)
+    async fn ttl_updates(&self, request: Request<Frame>) -> Answer {
+        let rpcs: Vec<TtlUpdateRequest> = decode(request.get_ref())?;
+        let updates = rpcs
+            .into_iter()
+            .map(|rpc| self.health.ttl_update_passed_on(rpc));
+        answer(&futures::future::join_all(updates).await)
     }
 
     async fn health_write(&self, request: Request<Frame>) -> Answer {

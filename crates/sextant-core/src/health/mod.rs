@@ -47,8 +47,8 @@ use self::view::ClusterView;
 use crate::cluster::discovery::Discovery;
 use crate::node::ServerNode;
 use crate::peer::{
-    CallError, Method, PeerClients, RenewSessionRequest, RenewSessionResponse, TtlUpdateAnswer,
-    TtlUpdateRequest,
+    BatchedCalls, CallError, Method, PeerClients, RenewSessionRequest, RenewSessionResponse,
+    TtlUpdateAnswer, TtlUpdateRequest,
 };
 use crate::registry::{Consistency, Registry, RegistryError};
 
@@ -120,8 +120,10 @@ pub struct Health {
     view: watch::Receiver<ClusterView>,
     ttl: Mutex<TtlTable>,
     sessions: Mutex<SessionTimers>,
-    /// For TTL updates and session renewals passed on to the leader.
+    /// For session renewals passed on to the leader.
     peers: PeerClients,
+    /// TTL updates passed on to the leader, many to a call.
+    ttl_updates: BatchedCalls<TtlUpdateRequest, TtlUpdateAnswer>,
     config: HealthConfig,
 }
 
@@ -255,15 +257,7 @@ impl Health {
             output: output.to_owned(),
             seen_revision: self.registry.revision(),
         };
-        let answer: TtlUpdateAnswer = self
-            .peers
-            .call(
-                &leader.raft_addr,
-                Method::TtlUpdate,
-                &request,
-                FORWARD_TIMEOUT,
-            )
-            .await?;
+        let answer = self.ttl_updates.ask(&leader.raft_addr, request).await?;
         Ok(match answer {
             TtlUpdateAnswer::Taken { revision } => Ok(revision),
             TtlUpdateAnswer::UnknownCheck => Err(TtlUpdateError::UnknownCheck(check_id.to_owned())),
@@ -276,7 +270,7 @@ impl Health {
     }
 
     /// Takes a TTL update another server passed on to this one as the
-    /// leader (the internal API's `TtlUpdate`): waits until this server has
+    /// leader (the internal API's `TtlUpdates`): waits until this server has
     /// applied what the passing server had, then takes it here, never
     /// passing it on again (a server that no longer leads refuses it).
     pub async fn ttl_update_passed_on(&self, request: TtlUpdateRequest) -> TtlUpdateAnswer {
@@ -378,6 +372,7 @@ pub fn start(
             TtlTable::default()
         }),
         sessions: Mutex::new(SessionTimers::default()),
+        ttl_updates: BatchedCalls::spawn(peers.clone(), Method::TtlUpdates, FORWARD_TIMEOUT),
         peers: peers.clone(),
         config: config.clone(),
     });

@@ -132,7 +132,11 @@ mod tests {
         );
         assert_ne!(decider(&probed, &without_owner, Some(1)), Some(owner));
         assert_eq!(
-            decider(&check("service:c", CheckKind::External), &leaders_view, Some(1)),
+            decider(
+                &check("service:c", CheckKind::External),
+                &leaders_view,
+                Some(1)
+            ),
             None
         );
     }

@@ -16,8 +16,6 @@
 //! never held while the state machine's lock is taken (reads of the state
 //! copy what they need first).
 
-mod forwarder;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,8 +27,7 @@ use sextant_state::{Op, Response};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use self::forwarder::Forwarder;
-use crate::peer::RemoteError;
+use crate::peer::{BatchedCalls, Method, RemoteError};
 use crate::registry::{Registry, RegistryError};
 
 /// A question for the leader's keeper.
@@ -157,7 +154,7 @@ pub struct LeaseKeeper {
     election_timeout: Duration,
     deadlines: Mutex<Deadlines>,
     /// Carries a follower's questions to the leader.
-    forwarder: Forwarder,
+    forwarder: BatchedCalls<KeeperRequest, KeeperResponse>,
     /// Wakes the expiry loop when an earlier deadline may have appeared.
     wake: Notify,
 }
@@ -175,7 +172,11 @@ fn ttl(secs: i64) -> Duration {
 impl LeaseKeeper {
     pub fn new(registry: Arc<Registry>, election_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
-            forwarder: Forwarder::spawn(registry.peers().clone(), ask_timeout(election_timeout)),
+            forwarder: BatchedCalls::spawn(
+                registry.peers().clone(),
+                Method::LeaseKeepers,
+                ask_timeout(election_timeout),
+            ),
             registry,
             election_timeout,
             deadlines: Mutex::new(Deadlines::default()),

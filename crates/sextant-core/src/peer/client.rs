@@ -30,7 +30,7 @@ pub enum Method {
     Leave,
     LeaseKeeper,
     LeaseKeepers,
-    TtlUpdate,
+    TtlUpdates,
     RenewSession,
     HealthWrite,
 }
@@ -118,7 +118,7 @@ impl PeerClients {
                 Method::Leave => client.leave(frame).await,
                 Method::LeaseKeeper => client.lease_keeper(frame).await,
                 Method::LeaseKeepers => client.lease_keepers(frame).await,
-                Method::TtlUpdate => client.ttl_update(frame).await,
+                Method::TtlUpdates => client.ttl_updates(frame).await,
                 Method::RenewSession => client.renew_session(frame).await,
                 Method::HealthWrite => client.health_write(frame).await,
             }
