@@ -86,8 +86,9 @@ pub struct RunArgs {
     /// Runs the servers with a deliberately planted bug, which the checker
     /// must catch: `stale-reads` serves linearizable reads locally, without
     /// the read barrier; `lost-writes` acknowledges log appends before they
-    /// are fsynced.
-    #[arg(long, value_parser = ["stale-reads", "lost-writes"])]
+    /// are fsynced; `ttl-early-expiry` expires TTL checks half-way through
+    /// their TTL (caught by the TTL holders, so not with --no-ttl-checks).
+    #[arg(long, value_parser = ["stale-reads", "lost-writes", "ttl-early-expiry"])]
     planted_bug: Option<String>,
     /// The `sextant` binary (default: the one beside this binary).
     #[arg(long)]
@@ -130,6 +131,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     anyhow::ensure!(
         args.keys > 0 && args.clients > 0,
         "--keys and --clients must be positive"
+    );
+    anyhow::ensure!(
+        !(args.no_ttl_checks && args.planted_bug.as_deref() == Some("ttl-early-expiry")),
+        "--planted-bug ttl-early-expiry needs the TTL holders: leave out --no-ttl-checks"
     );
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let fault_names: Vec<String> = args.faults.iter().map(|k| k.name().to_owned()).collect();
@@ -486,6 +491,7 @@ fn server_args(args: &RunArgs) -> Vec<String> {
     match args.planted_bug.as_deref() {
         Some("stale-reads") => extra.push("--unsafe-stale-reads".to_owned()),
         Some("lost-writes") => failpoints.push("unsynced-acks"),
+        Some("ttl-early-expiry") => extra.push("--unsafe-ttl-early-expiry".to_owned()),
         _ => {}
     }
     extra.extend(["--failpoints".to_owned(), failpoints.join(",")]);
