@@ -31,6 +31,8 @@ pub enum ClientError {
         status: reqwest::StatusCode,
         body: String,
     },
+    #[error("native: {0}")]
+    Grpc(#[from] tonic::Status),
     #[error("unexpected answer: {0}")]
     Unexpected(String),
 }

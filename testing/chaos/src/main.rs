@@ -22,10 +22,13 @@
 //! A failing run keeps its history and every server's log in the directory
 //! it names.
 
+mod check_state;
 mod checker;
 mod clients;
 mod faults;
 mod history;
+mod nacos_holder;
+mod native_holder;
 mod network;
 mod readme;
 mod recovery_check;

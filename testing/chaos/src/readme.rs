@@ -64,9 +64,9 @@ fn render(runs: &[Summary]) -> String {
     let caught = planted.iter().filter(|r| r.anomalies > 0).count();
     let planted_anomalies: u64 = planted.iter().map(|r| r.anomalies).sum();
     format!(
-        "| runs | seeds | servers | seconds per run | faults | operations | indeterminate | watch events | lease renewals | faults injected | anomalies | undecided keys |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n\
-         | {} | {seeds_min}–{seeds_max} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n\
+        "| runs | seeds | servers | seconds per run | faults | operations | indeterminate | watch events | lease renewals | TTL renewals | faults injected | anomalies | undecided keys |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {seeds_min}–{seeds_max} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n\
          \n\
          Planted-bug runs ({}): {}, caught: {caught} ({planted_anomalies} anomalies reported).\n",
         real.len(),
@@ -77,6 +77,7 @@ fn render(runs: &[Summary]) -> String {
         sum(|r| r.indeterminate),
         sum(|r| r.watch_events),
         sum(|r| r.lease_renewals),
+        sum(|r| r.ttl_renewals),
         sum(|r| r.faults),
         sum(|r| r.anomalies),
         sum(|r| r.undecided),
@@ -103,7 +104,15 @@ mod tests {
             undecided: 0,
             watch_events: 0,
             lease_renewals: 7,
+            ttl_renewals: 30,
         }
+    }
+
+    #[test]
+    fn summaries_from_before_the_ttl_holders_still_parse() {
+        let old = r#"{"seed":1,"duration_secs":60,"servers":3,"faults_enabled":["kill"],"planted_bug":null,"ops":100,"indeterminate":5,"faults":10,"anomalies":0,"undecided":0,"watch_events":3,"lease_renewals":7}"#;
+        let run: Summary = serde_json::from_str(old).expect("an older summary");
+        assert_eq!((run.lease_renewals, run.ttl_renewals), (7, 0));
     }
 
     #[test]
@@ -115,7 +124,7 @@ mod tests {
         ];
         let text = render(&runs);
         assert!(
-            text.contains("| 2 | 1–2 | 3 | 60 | kill | 200 | 10 | 0 | 14 | 20 | 0 | 0 |"),
+            text.contains("| 2 | 1–2 | 3 | 60 | kill | 200 | 10 | 0 | 14 | 60 | 20 | 0 | 0 |"),
             "{text}"
         );
         assert!(

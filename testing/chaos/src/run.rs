@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use crate::checker::{self, wgl::Verdict};
 use crate::faults::{FaultKind, Injector};
 use crate::history::{self, Operation, Recorder};
+use crate::nacos_holder::NacosInstance;
+use crate::native_holder::NativeInstance;
 use crate::network::Network;
 use crate::recovery_check;
 use crate::ttl_check::{self, ConsulTtlCheck, EtcdLease, HoldConfig, HoldLog};
@@ -57,12 +59,12 @@ pub struct RunArgs {
     /// through the Consul catalog (checked: no deregistered instance reappears).
     #[arg(long, default_value_t = 2)]
     registry_clients: u32,
-    /// Also hold a Consul TTL check through the faults (checked like the
-    /// etcd lease: it must not expire while its passes are acknowledged).
-    /// Off by default: it still finds anomalies under partitions and
-    /// pauses, where servers disagree for a moment on who owns a check.
+    /// Hold no TTL checks through the faults, only the etcd lease. By
+    /// default a Consul TTL check, a Nacos ephemeral instance kept by beats
+    /// and a native instance kept by KeepAlive are held too, each checked
+    /// like the lease: none may expire while its renewals are acknowledged.
     #[arg(long)]
-    ttl_checks: bool,
+    no_ttl_checks: bool,
     /// Keys the clients share (few keys: operations conflict).
     #[arg(long, default_value_t = 5)]
     keys: usize,
@@ -84,8 +86,9 @@ pub struct RunArgs {
     /// Runs the servers with a deliberately planted bug, which the checker
     /// must catch: `stale-reads` serves linearizable reads locally, without
     /// the read barrier; `lost-writes` acknowledges log appends before they
-    /// are fsynced.
-    #[arg(long, value_parser = ["stale-reads", "lost-writes"])]
+    /// are fsynced; `ttl-early-expiry` expires TTL checks half-way through
+    /// their TTL (caught by the TTL holders, so not with --no-ttl-checks).
+    #[arg(long, value_parser = ["stale-reads", "lost-writes", "ttl-early-expiry"])]
     planted_bug: Option<String>,
     /// The `sextant` binary (default: the one beside this binary).
     #[arg(long)]
@@ -109,10 +112,15 @@ pub struct Summary {
     /// Events the watcher received under faults (checked against the history).
     #[serde(default)]
     pub watch_events: u64,
-    /// Acknowledged renewals of the etcd lease and the Consul TTL check
-    /// held under faults.
+    /// Acknowledged renewals of the etcd lease held under faults (before
+    /// the TTL holders were on by default, those of the Consul TTL check
+    /// with `--ttl-checks` too).
     #[serde(default)]
     pub lease_renewals: u64,
+    /// Acknowledged renewals of the TTL checks held under faults (Consul
+    /// TTL check, Nacos beats, native keep-alives); 0 in older summaries.
+    #[serde(default)]
+    pub ttl_renewals: u64,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
@@ -123,6 +131,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     anyhow::ensure!(
         args.keys > 0 && args.clients > 0,
         "--keys and --clients must be positive"
+    );
+    anyhow::ensure!(
+        !(args.no_ttl_checks && args.planted_bug.as_deref() == Some("ttl-early-expiry")),
+        "--planted-bug ttl-early-expiry needs the TTL holders: leave out --no-ttl-checks"
     );
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let fault_names: Vec<String> = args.faults.iter().map(|k| k.name().to_owned()).collect();
@@ -176,6 +188,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         .map(|s| Endpoint {
             http: s.http_addr(),
             grpc: s.grpc_addr(),
+            nacos: s.nacos_addr(),
         })
         .collect();
     let keys: Vec<String> = (0..args.keys).map(|i| format!("chaos/k{i}")).collect();
@@ -219,7 +232,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     for anomaly in &watch.anomalies {
         println!("ANOMALY: watch: {anomaly}");
     }
-    for anomaly in held.iter().flat_map(|(_, log)| &log.anomalies) {
+    for anomaly in held.all().flat_map(|(_, log)| &log.anomalies) {
         println!("ANOMALY: {anomaly}");
     }
     for anomaly in &recovery.anomalies {
@@ -240,12 +253,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         anomalies: checked.anomalies
             + watch.anomalies.len() as u64
             + held
-                .iter()
+                .all()
                 .map(|(_, log)| log.anomalies.len() as u64)
                 .sum::<u64>()
             + recovery.anomalies.len() as u64,
         watch_events: watch.events,
-        lease_renewals: held.iter().map(|(_, log)| log.renewals).sum(),
+        lease_renewals: held.lease.renewals,
+        ttl_renewals: held.ttl.iter().map(|(_, log)| log.renewals).sum(),
         undecided: checked.undecided,
     };
     if let Some(path) = &args.summary_json {
@@ -313,6 +327,8 @@ async fn exercise(
     let watch_rng = StdRng::seed_from_u64(rng.random());
     let lease_rng = StdRng::seed_from_u64(rng.random());
     let ttl_check_rng = StdRng::seed_from_u64(rng.random());
+    let nacos_rng = StdRng::seed_from_u64(rng.random());
+    let native_rng = StdRng::seed_from_u64(rng.random());
     let watcher = tokio::spawn(watch_check::follow(
         endpoints.to_vec(),
         watch_rng,
@@ -329,25 +345,31 @@ async fn exercise(
         op_timeout: args.op_timeout,
         started,
     };
-    let n = endpoints.len();
-    let lease = EtcdLease::new(endpoints.to_vec(), ttl, args.op_timeout);
-    let mut holders = vec![(
-        "leases",
-        tokio::spawn(ttl_check::hold(lease, n, lease_rng, stop_rx.clone(), hold)),
-    )];
-    if args.ttl_checks {
-        let check = ConsulTtlCheck::new(endpoints, ttl, args.op_timeout)?;
-        holders.push((
-            "TTL checks",
-            tokio::spawn(ttl_check::hold(
-                check,
-                n,
-                ttl_check_rng,
-                stop_rx.clone(),
-                hold,
-            )),
-        ));
-    }
+    let holders = ttl_check::Holders {
+        servers: endpoints.len(),
+        stop: stop_rx.clone(),
+        config: hold,
+    };
+    let timeout = args.op_timeout;
+    let lease = holders.spawn(EtcdLease::new(endpoints.to_vec(), ttl, timeout), lease_rng);
+    let ttl_holders = if args.no_ttl_checks {
+        Vec::new()
+    } else {
+        vec![
+            (
+                "TTL checks",
+                holders.spawn(ConsulTtlCheck::new(endpoints, ttl, timeout)?, ttl_check_rng),
+            ),
+            (
+                "Nacos instances",
+                holders.spawn(NacosInstance::new(endpoints, ttl, timeout)?, nacos_rng),
+            ),
+            (
+                "native instances",
+                holders.spawn(NativeInstance::new(endpoints, ttl, timeout)?, native_rng),
+            ),
+        ]
+    };
     let faults = Injector {
         cluster: &mut *cluster,
         network,
@@ -363,12 +385,14 @@ async fn exercise(
         client.await.context("a client task failed")?;
     }
     let watched = watcher.await.context("the watcher task failed")?;
-    let mut held: Vec<(&str, HoldLog)> = Vec::new();
-    for (what, holder) in holders {
-        held.push((
-            what,
-            holder.await.context("a lease or TTL check holder failed")?,
-        ));
+    let lease = lease.await.context("the lease holder failed")?;
+    let mut held = Held {
+        lease,
+        ttl: Vec::new(),
+    };
+    for (what, holder) in ttl_holders {
+        held.ttl
+            .push((what, holder.await.context("a TTL check holder failed")?));
     }
     let faults = faults?;
     println!(
@@ -377,12 +401,13 @@ async fn exercise(
         recorder.snapshot().len()
     );
 
-    for (what, log) in &held {
+    for (what, log) in held.all() {
         println!(
-            "[{:>6.1}s] {what}: {} created, {} renewals, {} expired after a TTL without renewal",
+            "[{:>6.1}s] {what}: {} created, {} renewals, {} waits well into the TTL, {} expired after a TTL without renewal",
             started.elapsed().as_secs_f64(),
             log.creations,
             log.renewals,
+            log.late,
             log.expiries
         );
     }
@@ -466,6 +491,7 @@ fn server_args(args: &RunArgs) -> Vec<String> {
     match args.planted_bug.as_deref() {
         Some("stale-reads") => extra.push("--unsafe-stale-reads".to_owned()),
         Some("lost-writes") => failpoints.push("unsynced-acks"),
+        Some("ttl-early-expiry") => extra.push("--unsafe-ttl-early-expiry".to_owned()),
         _ => {}
     }
     extra.extend(["--failpoints".to_owned(), failpoints.join(",")]);
@@ -478,9 +504,24 @@ struct Exercised {
     /// Operations recorded before the whole-cluster crash.
     before_crash: usize,
     watch: WatchOutcome,
-    /// What the etcd lease's (and the Consul TTL check's) holders saw.
-    held: Vec<(&'static str, HoldLog)>,
+    held: Held,
     recovery: recovery_check::Recovery,
+}
+
+/// What the holders saw.
+struct Held {
+    /// The etcd lease's holder.
+    lease: HoldLog,
+    /// Each TTL check's holder, by what it holds (none with
+    /// `--no-ttl-checks`).
+    ttl: Vec<(&'static str, HoldLog)>,
+}
+
+impl Held {
+    fn all(&self) -> impl Iterator<Item = (&'static str, &HoldLog)> {
+        std::iter::once(("leases", &self.lease))
+            .chain(self.ttl.iter().map(|(what, log)| (*what, log)))
+    }
 }
 
 /// The watch check's figures.

@@ -1,36 +1,44 @@
 //! Leases and TTL checks under faults: none expires while its holder keeps
 //! it alive.
 //!
-//! One client holds an etcd lease, another a Consul service instance with a
-//! TTL check, each renewing every few hundred milliseconds through a random
-//! server and moving on whenever a server is down, paused or cut off. A
-//! renewal acknowledged for a request sent at `t` promises life until at
-//! least `t + TTL`: the countdown restarts no earlier than the request
-//! arrives, and a new leader (or a check's new owner) must give every lease
-//! (check) a whole TTL, not let it run out because the old countdown died.
-//! Finding it expired before the latest such promise is an anomaly. One the
-//! client could not renew for a whole TTL may expire: that is counted, and
-//! it is created again.
+//! One client holds an etcd lease; others hold a Consul service instance
+//! with a TTL check, a Nacos ephemeral instance kept by beats
+//! ([`crate::nacos_holder`]) and a native instance kept by KeepAlive
+//! ([`crate::native_holder`]). Each renews every few hundred milliseconds
+//! (now and then only well into the TTL, which is where an early expiry
+//! shows) through a random server, moving on whenever a server is down,
+//! paused or cut off. A renewal acknowledged for a request sent at `t` promises life
+//! until at least `t + TTL`: the countdown restarts no earlier than the
+//! request arrives, and a new leader (or a check's new owner) must give
+//! every lease (check) a whole TTL, not let it run out because the old
+//! countdown died. Finding it expired before the latest such promise is an
+//! anomaly. One the client could not renew for a whole TTL may expire: that
+//! is counted, and it is created again.
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::Rng;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
+use crate::check_state::CheckReader;
 use crate::clients::{ClientError, EtcdClient};
 use crate::workload::Endpoint;
 
 /// What a holder keeps alive, through whichever server it is given.
-pub trait Renewable {
+///
+/// The futures are `Send` so that any holder can be spawned by one generic
+/// function.
+pub trait Renewable: Send + 'static {
     /// What the messages call it.
     const KIND: &'static str;
     /// Creates it anew through `server`.
-    async fn create(&mut self, server: usize) -> Result<(), ClientError>;
+    fn create(&mut self, server: usize) -> impl Future<Output = Result<(), ClientError>> + Send;
     /// Renews it through `server`: true if renewed, false if it was found
-    /// expired.
-    async fn renew(&mut self, server: usize) -> Result<bool, ClientError>;
+    /// expired. An error is no answer: it may or may not have been renewed.
+    fn renew(&mut self, server: usize) -> impl Future<Output = Result<bool, ClientError>> + Send;
     /// Its current name, for the messages.
     fn name(&self) -> String;
 }
@@ -40,10 +48,21 @@ pub trait Renewable {
 pub struct HoldLog {
     pub creations: u64,
     pub renewals: u64,
+    /// Waits well into the TTL after an acknowledgement (see
+    /// [`LATE_RENEWAL_SHARE`]).
+    pub late: u64,
     /// Expiries after the client had failed to renew for a whole TTL.
     pub expiries: u64,
     pub anomalies: Vec<String>,
 }
+
+/// How often a holder, once acknowledged, waits well into the TTL before its
+/// next renewal, and where in the TTL (as shares of it, from the request's
+/// sending) that renewal then goes. Steady renewals every few hundred
+/// milliseconds never leave a gap long enough to show a server expiring
+/// early; a late one does, with room to spare before the TTL ends.
+const LATE_RENEWAL_SHARE: f64 = 0.2;
+const LATE_RENEWAL_AT: std::ops::Range<f64> = 0.6..0.9;
 
 /// How a holder runs.
 #[derive(Clone, Copy, Debug)]
@@ -60,7 +79,7 @@ pub async fn hold<R: Renewable>(
     mut held: R,
     servers: usize,
     mut rng: StdRng,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
     config: HoldConfig,
 ) -> HoldLog {
     let mut log = HoldLog::default();
@@ -71,6 +90,7 @@ pub async fn hold<R: Renewable>(
         let sent = Instant::now();
         // After an unanswered request, try another server at once.
         let mut answered = true;
+        let mut acknowledged = false;
         match promised_until {
             None => {
                 // An unanswered creation may leave one nobody renews: it
@@ -79,6 +99,7 @@ pub async fn hold<R: Renewable>(
                     tokio::time::timeout(config.op_timeout, held.create(server)).await
                 {
                     log.creations += 1;
+                    acknowledged = true;
                     promised_until = Some(sent + config.ttl);
                 } else {
                     answered = false;
@@ -88,6 +109,7 @@ pub async fn hold<R: Renewable>(
                 match tokio::time::timeout(config.op_timeout, held.renew(server)).await {
                     Ok(Ok(true)) => {
                         log.renewals += 1;
+                        acknowledged = true;
                         promised_until = Some(until.max(sent + config.ttl));
                     }
                     Ok(Ok(false)) => {
@@ -118,10 +140,38 @@ pub async fn hold<R: Renewable>(
             }
         }
         if answered {
-            tokio::time::sleep(config.renew_every).await;
+            let pause = if acknowledged && rng.random_bool(LATE_RENEWAL_SHARE) {
+                log.late += 1;
+                let at = sent + config.ttl.mul_f64(rng.random_range(LATE_RENEWAL_AT));
+                at.saturating_duration_since(Instant::now())
+            } else {
+                config.renew_every
+            };
+            // A late wait must not hold up the end of the load.
+            let _ = tokio::time::timeout(pause, stop.wait_for(|stopped| *stopped)).await;
         }
     }
     log
+}
+
+/// Starts holders that share the servers, the stop signal and the timing.
+pub struct Holders {
+    pub servers: usize,
+    pub stop: watch::Receiver<bool>,
+    pub config: HoldConfig,
+}
+
+impl Holders {
+    /// Holds `held` on a task of its own; the task answers what it saw.
+    pub fn spawn<R: Renewable>(&self, held: R, rng: StdRng) -> JoinHandle<HoldLog> {
+        tokio::spawn(hold(
+            held,
+            self.servers,
+            rng,
+            self.stop.clone(),
+            self.config,
+        ))
+    }
 }
 
 /// An etcd lease; a keep-alive answered with TTL 0 finds it expired.
@@ -176,8 +226,7 @@ impl Renewable for EtcdLease {
 /// A service instance with a Consul TTL check, registered as passing; a
 /// consistent read of the check's status finds it expired (critical).
 pub struct ConsulTtlCheck {
-    http: reqwest::Client,
-    servers: Vec<SocketAddr>,
+    reader: CheckReader,
     ttl: Duration,
     generation: u64,
 }
@@ -191,11 +240,7 @@ impl ConsulTtlCheck {
         op_timeout: Duration,
     ) -> anyhow::Result<Self> {
         Ok(ConsulTtlCheck {
-            http: reqwest::Client::builder()
-                .timeout(op_timeout)
-                .connect_timeout(op_timeout)
-                .build()?,
-            servers: endpoints.iter().map(|e| e.http).collect(),
+            reader: CheckReader::new(endpoints, op_timeout)?,
             ttl,
             generation: 0,
         })
@@ -204,14 +249,6 @@ impl ConsulTtlCheck {
     fn id(&self) -> String {
         format!("{TTL_SERVICE}-{}", self.generation)
     }
-}
-
-#[derive(serde::Deserialize)]
-struct CheckStatus {
-    #[serde(rename = "CheckID")]
-    check_id: String,
-    #[serde(rename = "Status")]
-    status: String,
 }
 
 impl Renewable for ConsulTtlCheck {
@@ -229,8 +266,9 @@ impl Renewable for ConsulTtlCheck {
                 "Status": "passing",
             },
         });
-        let url = format!("http://{}/v1/agent/service/register", self.servers[server]);
-        self.http
+        let url = format!("{}/v1/agent/service/register", self.reader.base(server));
+        self.reader
+            .http()
             .put(url)
             .json(&registration)
             .send()
@@ -240,29 +278,18 @@ impl Renewable for ConsulTtlCheck {
     }
 
     async fn renew(&mut self, server: usize) -> Result<bool, ClientError> {
-        let base = format!("http://{}", self.servers[server]);
         let check_id = format!("service:{}", self.id());
         // Read first: a pass would turn an expired check passing again.
-        let checks: Vec<CheckStatus> = self
-            .http
-            .get(format!("{base}/v1/health/checks/{TTL_SERVICE}?consistent"))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let status = checks.iter().find(|c| c.check_id == check_id);
-        match status.map(|c| c.status.as_str()) {
-            Some("passing") => {}
-            Some(_) => return Ok(false),
-            None => {
-                return Err(ClientError::Unexpected(format!(
-                    "{check_id} is not registered"
-                )))
-            }
+        let state = self.reader.state(server, TTL_SERVICE, &check_id).await?;
+        if state.expired(&check_id, false)? {
+            return Ok(false);
         }
-        self.http
-            .put(format!("{base}/v1/agent/check/pass/{check_id}"))
+        self.reader
+            .http()
+            .put(format!(
+                "{}/v1/agent/check/pass/{check_id}",
+                self.reader.base(server)
+            ))
             .send()
             .await?
             .error_for_status()?;

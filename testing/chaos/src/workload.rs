@@ -23,6 +23,8 @@ use crate::history::{Api, Call, Operation, Outcome, Output, Recorder};
 pub struct Endpoint {
     pub http: SocketAddr,
     pub grpc: SocketAddr,
+    /// The Nacos HTTP API.
+    pub nacos: SocketAddr,
 }
 
 /// How the load runs.

@@ -1,6 +1,7 @@
 //! The CI's fixed-seed safety runs: the real code shows no anomaly under every
 //! kind of fault, and the planted bugs (linearizable reads served locally,
-//! appends acknowledged before they are fsynced) are caught. Each test runs the built `sextant-chaos` binary as a user would;
+//! appends acknowledged before they are fsynced, TTL checks expiring
+//! half-way) are caught. Each test runs the built `sextant-chaos` binary as a user would;
 //! it needs the `sextant` binary beside it (`cargo build -p sextant`, which
 //! `cargo nextest run --workspace` does) and root for the partitions.
 
@@ -108,4 +109,14 @@ fn the_planted_stale_read_bug_is_found() {
     // reads locally while the majority moves on; the bug makes it do so.
     let faults = planted("stale-reads", "7", "partition-leader");
     assert!(faults >= 1, "no fault was injected");
+}
+
+#[test]
+fn the_planted_ttl_early_expiry_bug_is_found() {
+    // A TTL check that expires half-way runs out whenever its renewals
+    // stop for half a TTL: the holders' waits well into the TTL do that a
+    // few times a run, and the TTL holders (on by default) must then see
+    // one expired while promised alive. Kills add takeovers by new owners;
+    // the etcd lease, held by the leader, is not affected.
+    planted("ttl-early-expiry", "6", "kill");
 }
