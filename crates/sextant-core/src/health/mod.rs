@@ -164,7 +164,7 @@ impl Health {
         // counts a pass: an expiry its predecessor proposed (for a clock
         // that had really run out) must not land after a pass acknowledged
         // here, undoing it.
-        if !self.registry.applied_own_log() {
+        if !self.registry.leads_with_predecessors_applied() {
             self.registry.read_barrier(Consistency::Default).await?;
         }
         let (ttl, current_status, current_output) = {

@@ -278,6 +278,20 @@ impl Registry {
         self.state.applied_index() >= last_log_index
     }
 
+    /// Whether this server leads and has applied an entry of its own term:
+    /// then every entry its predecessors committed is applied here too (a
+    /// new leader's first entry is a blank one of its term, committed after
+    /// all of theirs). Unlike [`Registry::applied_own_log`], it stays true
+    /// while this leader's own writes are in flight.
+    pub fn leads_with_predecessors_applied(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.state == ServerState::Leader
+            && metrics
+                .last_applied
+                .is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+    }
+
     /// Whether this server leads and a quorum acknowledged it within the
     /// followers' lease (half the election timeout, see
     /// `ServerConfig::raft_config`) less a tenth for clock drift, so no other
