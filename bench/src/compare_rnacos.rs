@@ -122,29 +122,7 @@ pub async fn run(bin: &Path, args: CompareRnacosArgs) -> anyhow::Result<Section>
         .await?;
         rows.push(row);
     }
-    {
-        let mut prepared = Vec::new();
-        for target in &targets {
-            prepared.push((
-                target.clone(),
-                nacos_load::prepare_beats(target, clients).await?,
-            ));
-        }
-        let mut row = Row::new(
-            format!("heartbeat, {clients} clients"),
-            "ops/s",
-            Better::Higher,
-        );
-        alternate(
-            &mut row,
-            &prepared,
-            &NAMES,
-            repeats,
-            |(t, set)| async move { nacos_load::heartbeat(&t, &set, d).await },
-        )
-        .await?;
-        rows.push(row);
-    }
+    rows.push(nacos_load::heartbeat_row(&targets, &NAMES, clients, repeats, d).await?);
     {
         for target in &targets {
             nacos_load::prepare_list(target).await?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::compare_common::closed_loop;
+use crate::compare_common::{alternate, closed_loop, Better, Row};
 use crate::etcd_load::Rate;
 
 const INSTANCE_PATH: &str = "/nacos/v1/ns/instance";
@@ -184,6 +184,32 @@ pub async fn heartbeat(target: &Target, set: &BeatSet, duration: Duration) -> an
 const LIST_SERVICE: &str = "bench-list";
 
 /// Registers the `LISTED_INSTANCES` instances of the list workload and
+/// The heartbeat row of a comparison: `clients` clients beating their own
+/// instances as fast as they are answered, alternating between `targets`
+/// (`names` in the same order), the median of `repeats` runs.
+pub async fn heartbeat_row(
+    targets: &[Target],
+    names: &[&str],
+    clients: usize,
+    repeats: usize,
+    duration: Duration,
+) -> anyhow::Result<Row> {
+    let mut prepared = Vec::new();
+    for target in targets {
+        prepared.push((target.clone(), prepare_beats(target, clients).await?));
+    }
+    let mut row = Row::new(
+        format!("heartbeat, {clients} clients"),
+        "ops/s",
+        Better::Higher,
+    );
+    alternate(&mut row, &prepared, names, repeats, |(t, set)| async move {
+        heartbeat(&t, &set, duration).await
+    })
+    .await?;
+    Ok(row)
+}
+
 /// checks that a healthy-only list returns all of them.
 pub async fn prepare_list(target: &Target) -> anyhow::Result<()> {
     let first = next_ids(LISTED_INSTANCES);

@@ -1,4 +1,4 @@
-//! `sextant-bench nacos-rates` (hidden): the register, heartbeat and list
+//! `sextant-bench nacos-rates` (hidden): the list, register and heartbeat
 //! workloads of `compare rnacos`, alternating between two Nacos APIs that
 //! are already running — two builds of Sextant side by side, say — so a
 //! change is measured against its parent in the same run. A diagnostic;
@@ -62,7 +62,8 @@ pub async fn run(args: NacosRatesArgs) -> anyhow::Result<Section> {
         |t| async move { nacos_load::register(&t, clients, d).await },
     )
     .await?;
-    let cells: Vec<Vec<String>> = [list, register].iter().map(Row::cells).collect();
+    let heartbeat = nacos_load::heartbeat_row(&targets, &NAMES, clients, args.repeats, d).await?;
+    let cells: Vec<Vec<String>> = [list, register, heartbeat].iter().map(Row::cells).collect();
     let markdown = format!(
         "{} per run, median of {} runs alternating between the two; the last column is the \
          first's advantage.\n\n{}",
