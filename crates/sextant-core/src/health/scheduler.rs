@@ -56,8 +56,8 @@ struct Owned {
 struct Synced {
     checks_index: u64,
     ownership: Ownership,
-    /// Whether this server led (and so kept the TTL checks).
-    leads: bool,
+    /// The term this server led in (and so kept the TTL checks), if any.
+    term: Option<u64>,
     /// How many checks the catalog held (to notice deletions, which leave
     /// no index behind on any remaining check).
     checks: usize,
@@ -92,6 +92,10 @@ struct Scheduler {
     next_generation: u64,
     synced: Option<Synced>,
     pacing: Pacing,
+    /// The term in which the TTL table's clocks were started, `None` when
+    /// this server did not lead: a clock from another term may be behind
+    /// renewals another leader took meanwhile.
+    ttl_term: Option<u64>,
 }
 
 /// A gap between ticks this many times the tick means the server did not
@@ -178,6 +182,7 @@ pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<(Chec
         next_generation: 0,
         synced: None,
         pacing,
+        ttl_term: None,
     };
     loop {
         tokio::select! {
@@ -190,6 +195,7 @@ pub async fn run(health: Arc<Health>, prober: Prober, writes: mpsc::Sender<(Chec
 impl Scheduler {
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.restart_ttl_clocks_on_a_new_term(now);
         if let Some(stalled) = self.pacing.ticked(now) {
             // While this server did not run it heard no TTL updates, and its
             // view of who owns what is as old as the gap: that time must not
@@ -211,6 +217,28 @@ impl Scheduler {
         }
     }
 
+    /// Gives every TTL check a whole TTL from `now` when this server starts
+    /// leading in a new term, and forgets the clocks when it stops: it may
+    /// have led before, and another leader may have taken renewals in
+    /// between, which its old deadlines know nothing of.
+    fn restart_ttl_clocks_on_a_new_term(&mut self, now: Instant) {
+        let term = self.health.registry.leader_term();
+        if term == self.ttl_term {
+            return;
+        }
+        self.ttl_term = term;
+        let mut table = self.health.ttl_table();
+        table.retain(|_| false);
+        if term.is_none() {
+            return;
+        }
+        for (key, owned) in &self.owned {
+            if let CheckKind::Ttl { ttl_ms } = owned.definition.kind {
+                table.ensure(key, Duration::from_millis(ttl_ms), now);
+            }
+        }
+    }
+
     /// Re-reads which checks this server owns when the checks or the view
     /// changed. With the same view and no check deleted, only the checks
     /// changed since the last resync (by their modify index) are looked at;
@@ -218,13 +246,14 @@ impl Scheduler {
     /// cloned.
     fn resync_if_needed(&mut self, now: Instant) {
         let ownership = self.health.view().ownership();
-        let leads = self.health.registry.is_leader();
+        let term = self.ttl_term;
+        let leads = term.is_some();
         let health = self.health.clone();
         let state = health.registry.state().read();
         let catalog = state.machine.catalog();
         let checks_index = catalog.checks_index();
         let since = match &self.synced {
-            Some(synced) if synced.ownership == ownership && synced.leads == leads => {
+            Some(synced) if synced.ownership == ownership && synced.term == term => {
                 if synced.checks_index == checks_index {
                     return;
                 }
@@ -328,7 +357,7 @@ impl Scheduler {
         self.synced = Some(Synced {
             checks_index,
             ownership,
-            leads,
+            term,
             checks: total,
         });
     }

@@ -278,6 +278,19 @@ impl Registry {
         self.state.applied_index() >= last_log_index
     }
 
+    /// Raft's election timeout: how long it may take until a new leader is
+    /// elected once the old one is gone.
+    pub fn election_timeout(&self) -> Duration {
+        self.config.election_timeout
+    }
+
+    /// The term this server leads in, or `None` while it does not lead.
+    pub fn leader_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        (metrics.state == ServerState::Leader).then_some(metrics.current_term)
+    }
+
     /// Whether this server leads and has applied an entry of its own term:
     /// then every entry its predecessors committed is applied here too (a
     /// new leader's first entry is a blank one of its term, committed after
