@@ -56,6 +56,9 @@ use crate::registry::{Consistency, Registry, RegistryError};
 /// may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The pause between tries of a TTL update while a leader is elected.
+const ELECTION_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// Timing of the health subsystem.
 #[derive(Clone, Debug)]
 pub struct HealthConfig {
@@ -211,7 +214,37 @@ impl Health {
     /// client was told it passed. A new leader gives every TTL check a whole
     /// TTL from its takeover. `Ok(Some(revision))`: the status changed at
     /// that revision.
+    ///
+    /// Through an election (no leader, or one that cannot take it yet) the
+    /// update waits for the next leader, for up to two election timeouts:
+    /// a renewal sent while the leader died must still reach its successor
+    /// within the TTL. Passes are idempotent, so trying again is safe even
+    /// when an unanswered call may have been taken.
     pub async fn ttl_update_routed(
+        &self,
+        node: &str,
+        check_id: &str,
+        status: CheckStatus,
+        output: &str,
+    ) -> Result<Option<u64>, TtlUpdateError> {
+        let deadline = Instant::now() + self.registry.election_timeout() * 2;
+        loop {
+            let attempt = self.ttl_update_once(node, check_id, status, output).await;
+            let no_leader = matches!(
+                attempt,
+                Err(TtlUpdateError::Registry(RegistryError::NoLeader)
+                    | TtlUpdateError::LeaderUnreachable { .. }
+                    | TtlUpdateError::LeaderRefused { .. })
+            );
+            if !no_leader || Instant::now() >= deadline {
+                return attempt;
+            }
+            tokio::time::sleep(ELECTION_RETRY_PAUSE).await;
+        }
+    }
+
+    /// One try of [`Health::ttl_update_routed`].
+    async fn ttl_update_once(
         &self,
         node: &str,
         check_id: &str,
