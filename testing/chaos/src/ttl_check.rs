@@ -61,8 +61,8 @@ pub struct HoldLog {
 /// sending) that renewal then goes. Steady renewals every few hundred
 /// milliseconds never leave a gap long enough to show a server expiring
 /// early; a late one does, with room to spare before the TTL ends.
-const LATE_RENEWAL_SHARE: f64 = 0.2;
-const LATE_RENEWAL_AT: std::ops::Range<f64> = 0.6..0.9;
+const LATE_RENEWAL_SHARE: f64 = 0.4;
+const LATE_RENEWAL_AT: std::ops::Range<f64> = 0.65..0.9;
 
 /// How a holder runs.
 #[derive(Clone, Copy, Debug)]
