@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use self::ownership::CheckKey;
+use self::ownership::{CheckKey, Ownership};
 use self::session_ttl::SessionTimers;
 use self::ttl::TtlTable;
 use self::view::ClusterView;
@@ -137,6 +137,12 @@ impl Health {
 
     pub fn view(&self) -> ClusterView {
         self.view.borrow().clone()
+    }
+
+    /// Who runs which probed check, as this server sees it now (without
+    /// copying the whole view: every health write on the leader asks).
+    pub fn ownership(&self) -> Ownership {
+        self.view.borrow().ownership()
     }
 
     fn ttl_table(&self) -> MutexGuard<'_, TtlTable> {

@@ -90,18 +90,25 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A check on `node` with id `check_id` of `kind`, for the tests of who
+/// runs and decides checks.
+#[cfg(test)]
+pub(super) fn check_of_kind(node: &str, check_id: &str, kind: CheckKind) -> Check {
+    let mut check = Check {
+        node: node.into(),
+        id: check_id.into(),
+        ..Check::default()
+    };
+    check.definition.kind = kind;
+    check
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn check(id: &str, kind: CheckKind) -> Check {
-        let mut check = Check {
-            node: "n1".into(),
-            id: id.into(),
-            ..Check::default()
-        };
-        check.definition.kind = kind;
-        check
+        check_of_kind("n1", id, kind)
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl Scheduler {
     /// otherwise every check is, yet only new or changed definitions are
     /// cloned.
     fn resync_if_needed(&mut self, now: Instant) {
-        let ownership = self.health.view().ownership();
+        let ownership = self.health.ownership();
         let term = self.ttl_term;
         let leads = term.is_some();
         let health = self.health.clone();
@@ -646,18 +646,9 @@ fn propose(writes: &mpsc::Sender<(CheckKey, Op)>, check: &CheckKey, op: Op) {
 mod tests {
     use tokio::time::{advance, interval, MissedTickBehavior};
 
+    use super::super::ownership::check_of_kind as check;
     use super::super::ttl::TtlTable;
     use super::*;
-
-    fn check(node: &str, id: &str, kind: CheckKind) -> Check {
-        let mut check = Check {
-            node: node.into(),
-            id: id.into(),
-            ..Check::default()
-        };
-        check.definition.kind = kind;
-        check
-    }
 
     #[test]
     fn ttl_checks_run_on_the_leader_and_probed_checks_by_ownership() {

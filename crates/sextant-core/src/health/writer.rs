@@ -64,7 +64,7 @@ pub async fn accept(health: &Health, request: HealthWriteRequest) -> HealthWrite
     if !registry.is_leader() {
         return Err("not the leader".to_owned());
     }
-    let ownership = health.view().ownership();
+    let ownership = health.ownership();
     let decides = {
         let state = registry.view();
         state
